@@ -1,0 +1,204 @@
+//! The one error type. `Display` is the sentence the client sees after
+//! `scp: ` (and that logs record); every peer- or filesystem-supplied name in
+//! it is escaped so that it cannot drive the client's terminal.
+
+use std::fmt;
+
+use nix::errno::Errno;
+
+use crate::protocol::{ProtocolError, escape_bytes};
+
+/// A path as bytes (names need not be UTF-8), displayed escaped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayPath(pub Vec<u8>);
+
+impl fmt::Display for DisplayPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&escape_bytes(&self.0))
+    }
+}
+
+#[derive(Debug)]
+pub enum Error {
+    // --- fatal: the session ends with exit status 1 ---
+    Protocol(ProtocolError),
+    /// Empty, `.`, `..` or a name with `/` (OpenSSH's wording, kept because
+    /// users and client authors know it).
+    UnexpectedFilename(Vec<u8>),
+    DirectoryWithoutRecursion,
+    TooDeep {
+        max: usize,
+    },
+    ClosedInsideDirectory {
+        name: Vec<u8>,
+    },
+    UploadIncomplete {
+        path: DisplayPath,
+        received: u64,
+        size: u64,
+    },
+
+    // --- per item: reported, counted, and the session goes on ---
+    /// A system call failed: `PATH: strerror` or `PATH: step: strerror`.
+    Os {
+        path: DisplayPath,
+        step: Option<&'static str>,
+        errno: Errno,
+    },
+    ControlCharacters {
+        path: DisplayPath,
+    },
+    FifoWithoutReader {
+        path: DisplayPath,
+    },
+    SenderDisowned {
+        path: DisplayPath,
+        message: Vec<u8>,
+    },
+    NotRegularFile {
+        path: DisplayPath,
+    },
+    DirectoryCycle {
+        path: DisplayPath,
+    },
+    NoNameToSend {
+        path: DisplayPath,
+    },
+    ChangedWhileOpening {
+        path: DisplayPath,
+    },
+    ShortRead {
+        path: DisplayPath,
+        sent: u64,
+        size: u64,
+    },
+}
+
+impl Error {
+    pub fn os(path: &[u8], errno: Errno) -> Self {
+        Error::Os {
+            path: DisplayPath(path.to_vec()),
+            step: None,
+            errno,
+        }
+    }
+
+    pub fn os_step(path: &[u8], step: &'static str, errno: Errno) -> Self {
+        Error::Os {
+            path: DisplayPath(path.to_vec()),
+            step: Some(step),
+            errno,
+        }
+    }
+}
+
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        Error::Protocol(e)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Protocol(e) => e.fmt(f),
+            Error::UnexpectedFilename(name) => {
+                write!(f, "error: unexpected filename: {}", escape_bytes(name))
+            }
+            Error::DirectoryWithoutRecursion => {
+                f.write_str("protocol error: received directory without -r")
+            }
+            Error::TooDeep { max } => {
+                write!(
+                    f,
+                    "protocol error: directories nested deeper than {max} levels"
+                )
+            }
+            Error::ClosedInsideDirectory { name } => write!(
+                f,
+                "protocol error: connection closed inside directory '{}' (no E record)",
+                escape_bytes(name)
+            ),
+            Error::UploadIncomplete {
+                path,
+                received,
+                size,
+            } => write!(
+                f,
+                "{path}: upload incomplete: connection closed after {received} of {size} bytes; file discarded"
+            ),
+            Error::Os {
+                path,
+                step: None,
+                errno,
+            } => write!(f, "{path}: {}", errno.desc()),
+            Error::Os {
+                path,
+                step: Some(step),
+                errno,
+            } => {
+                write!(f, "{path}: {step}: {}", errno.desc())
+            }
+            Error::ControlCharacters { path } => {
+                write!(f, "{path}: file name contains control characters; skipped")
+            }
+            Error::FifoWithoutReader { path } => {
+                write!(f, "{path}: no process has the FIFO open for reading")
+            }
+            Error::SenderDisowned { path, message } => write!(
+                f,
+                "{path}: upload discarded: the sender reported an error: {}",
+                escape_bytes(message)
+            ),
+            Error::NotRegularFile { path } => write!(f, "{path}: not a regular file"),
+            Error::DirectoryCycle { path } => {
+                write!(f, "{path}: directory cycle: already being sent; skipped")
+            }
+            Error::NoNameToSend { path } => {
+                write!(f, "{path}: the directory has no name to send it under")
+            }
+            Error::ChangedWhileOpening { path } => {
+                write!(f, "{path}: changed while being opened; skipped")
+            }
+            Error::ShortRead { path, sent, size } => write!(
+                f,
+                "{path}: file ended after {sent} of {size} bytes while being sent; the rest was sent as zero bytes"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_errors_read_like_openssh() {
+        let e = Error::os(b"dst/a", Errno::EACCES);
+        assert_eq!(e.to_string(), "dst/a: Permission denied");
+        let e = Error::os_step(b"/dev/null", "set times", Errno::EPERM);
+        assert_eq!(
+            e.to_string(),
+            "/dev/null: set times: Operation not permitted"
+        );
+        assert_eq!(
+            Error::os(b"x", Errno::ENAMETOOLONG).to_string(),
+            "x: File name too long"
+        );
+        assert_eq!(
+            Error::os(b"x", Errno::ENOSPC).to_string(),
+            "x: No space left on device"
+        );
+    }
+
+    #[test]
+    fn names_are_escaped() {
+        let e = Error::ControlCharacters {
+            path: DisplayPath(b"dst/\x1b[31m".to_vec()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "dst/\\x1b[31m: file name contains control characters; skipped"
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! The legacy SCP wire protocol: record lines, status bytes and their
+//! encoding. Pure code over `Read`/`Write`; nothing here touches the
+//! filesystem (DESIGN.md, "Layout").
+#![forbid(unsafe_code)]
+
+mod escape;
+mod reader;
+mod record;
+mod writer;
+
+pub use escape::escape_bytes;
+pub use reader::{Line, RecordReader, Status};
+pub use record::{
+    ProtocolError, Record, Times, encode_dir, encode_file, encode_times, parse_record,
+};
+pub use writer::ReplyWriter;
+
+/// Longest record line accepted, counting the terminating LF (DESIGN.md:
+/// "record line 4096 bytes"). OpenSSH silently cuts lines at 2047 bytes and
+/// parses the rest as the next record (PROTOCOL.md §h.9); we refuse instead.
+pub const MAX_RECORD_LINE: usize = 4096;

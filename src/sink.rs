@@ -1,0 +1,666 @@
+//! `-t`: records from the session's stdin become files and directories.
+//!
+//! The conversation is OpenSSH's (PROTOCOL.md §a.3, §b); what lands on disk
+//! follows DESIGN.md's filesystem rules: a regular file is written to a
+//! temporary file beside its target and renamed over it only after the last
+//! byte and the sender's `\0`, so an interrupted upload never leaves a
+//! partial file where a good one stood.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl, openat, renameat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, futimens, mkdirat};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{Gid, Uid, fchown, ftruncate};
+
+use crate::confine::{
+    DirFd, check_single_component, check_storable_name, create_temp_file, follow_final_symlinks,
+    join_display, open_dir_path, open_subdir, remove_temp_file, split_parent,
+};
+use crate::error::{DisplayPath, Error};
+use crate::protocol::{
+    Line, Record, RecordReader, ReplyWriter, Status, Times, escape_bytes, parse_record,
+};
+use crate::transfer::{DataPath, Incomplete};
+
+/// What the invocation asks of the sink.
+pub struct SinkOptions {
+    pub recursive: bool,
+    pub preserve: bool,
+    pub target_must_be_dir: bool,
+    pub verbose: bool,
+    /// The process umask as inherited; applied to new files without `-p`.
+    pub umask: u32,
+    /// Bits a received mode may keep: 0777, or 07777 with `--allow-setid`.
+    pub mode_mask: u32,
+    /// Directory levels allowed below the target.
+    pub max_depth: usize,
+}
+
+/// Why a session stopped early.
+enum Stop {
+    /// Tell the peer why (one `\x01` line), then exit 1.
+    Fatal(Error),
+    /// Exit 1 without a word: the peer gave up or is gone.
+    Silent,
+}
+
+/// How one directory level ended.
+enum LevelEnd {
+    /// An `E` record (already acknowledged).
+    EndRecord,
+    /// End of stream.
+    EndOfStream,
+}
+
+/// Where the records of one level go.
+enum Level {
+    /// Inside this directory: each record's name is an entry in it.
+    Into { dir: OwnedFd, path: Vec<u8> },
+    /// The top level when the target is not a directory: every `C` writes
+    /// the target itself and a `D` creates it; record names are ignored
+    /// (PROTOCOL.md S110, S38).
+    Target {
+        parent: Result<OwnedFd, Errno>,
+        leaf: Vec<u8>,
+        path: Vec<u8>,
+    },
+}
+
+/// One entry a record refers to: a name in an open directory.
+struct Entry<'a> {
+    dir: BorrowedFd<'a>,
+    name: &'a [u8],
+    /// The path as the client's messages show it.
+    path: Vec<u8>,
+    /// Whether the record's own name is used (and so must be storable).
+    uses_record_name: bool,
+}
+
+impl Level {
+    fn entry<'a>(&'a self, record_name: &'a [u8]) -> Result<Entry<'a>, Error> {
+        match self {
+            Level::Into { dir, path } => Ok(Entry {
+                dir: dir.as_fd(),
+                name: record_name,
+                path: join_display(path, record_name),
+                uses_record_name: true,
+            }),
+            Level::Target { parent, leaf, path } => match parent {
+                Ok(dir) => Ok(Entry {
+                    dir: dir.as_fd(),
+                    name: leaf,
+                    path: path.clone(),
+                    uses_record_name: false,
+                }),
+                Err(errno) => Err(Error::os(path, *errno)),
+            },
+        }
+    }
+
+    /// Depth of the directories a `D` at this level opens: at the top level
+    /// of a missing target the `D` creates the target itself (level 0).
+    fn nested_depth(&self, depth: usize) -> usize {
+        match self {
+            Level::Into { .. } => depth + 1,
+            Level::Target { .. } => depth,
+        }
+    }
+}
+
+/// Runs a whole sink session on the given streams; returns the exit status.
+pub fn run<R: Read, W: Write>(
+    target: &[u8],
+    opts: SinkOptions,
+    reader: RecordReader<R>,
+    out: W,
+    data: DataPath,
+) -> i32 {
+    let mut sink = Sink {
+        opts,
+        reader,
+        out: ReplyWriter::new(out),
+        data,
+        errors: 0,
+    };
+    sink.session(target)
+}
+
+struct Sink<R, W> {
+    opts: SinkOptions,
+    reader: RecordReader<R>,
+    out: ReplyWriter<W>,
+    data: DataPath,
+    errors: u32,
+}
+
+impl<R: Read, W: Write> Sink<R, W> {
+    fn session(&mut self, target: &[u8]) -> i32 {
+        if self.opts.target_must_be_dir
+            && let Err(e) = require_directory(target)
+        {
+            let _ = self.out.warn(&e);
+            return 1;
+        }
+        if self.out.ok().is_err() {
+            return 1;
+        }
+        let level = top_level(target);
+        match self.run_level(&level, 0) {
+            Ok(_) if self.errors == 0 => 0,
+            Ok(_) | Err(Stop::Silent) => 1,
+            Err(Stop::Fatal(e)) => {
+                let _ = self.out.warn(&e);
+                1
+            }
+        }
+    }
+
+    /// Reads and applies the records of one directory level until its `E`
+    /// (or, at the top, the end of the stream).
+    fn run_level(&mut self, level: &Level, depth: usize) -> Result<LevelEnd, Stop> {
+        let mut pending_times: Option<Times> = None;
+        let mut first = true;
+        loop {
+            let line = match self.reader.read_line() {
+                Ok(Line::Record(line)) => line,
+                Ok(Line::Eof) => return self.end_of_stream(level, depth),
+                Err(e) => return Err(Stop::Fatal(e.into())),
+            };
+            if self.opts.verbose {
+                eprintln!("Sink: {}", escape_bytes(&line));
+            }
+            let record = parse_record(&line, first).map_err(|e| Stop::Fatal(e.into()))?;
+            first = false;
+            match record {
+                Record::Warning(_) => self.errors += 1,
+                Record::Fatal(_) => return Err(Stop::Silent),
+                Record::Times(times) => {
+                    pending_times = Some(times);
+                    self.reply_ok()?;
+                }
+                Record::End => {
+                    self.reply_ok()?;
+                    return Ok(LevelEnd::EndRecord);
+                }
+                Record::File { mode, size, name } => {
+                    // A T record belongs to the very next C or D only (§h.7).
+                    let times = pending_times.take();
+                    self.receive_file(level, mode, size, &name, times)?;
+                }
+                Record::Dir { mode, name } => {
+                    let times = pending_times.take();
+                    self.receive_dir(level, depth, mode, &name, times)?;
+                }
+            }
+        }
+    }
+
+    /// EOF is the normal end at the top level; inside a directory it means
+    /// the transfer was cut short (OpenSSH exits 0 there, §h.5).
+    fn end_of_stream(&self, level: &Level, depth: usize) -> Result<LevelEnd, Stop> {
+        match level {
+            Level::Into { path, .. } if depth > 0 => {
+                let (_, name) = split_parent(path);
+                Err(Stop::Fatal(Error::ClosedInsideDirectory {
+                    name: name.to_vec(),
+                }))
+            }
+            _ => Ok(LevelEnd::EndOfStream),
+        }
+    }
+
+    fn receive_file(
+        &mut self,
+        level: &Level,
+        mode: u32,
+        size: u64,
+        name: &[u8],
+        times: Option<Times>,
+    ) -> Result<(), Stop> {
+        check_single_component(name).map_err(Stop::Fatal)?;
+        let entry = match level.entry(name) {
+            Ok(entry) => entry,
+            Err(e) => return self.skip(e),
+        };
+        if entry.uses_record_name
+            && let Err(e) = check_storable_name(name, &entry.path)
+        {
+            return self.skip(e);
+        }
+        let dest = match open_destination(&entry) {
+            Ok(dest) => dest,
+            Err(e) => return self.skip(e),
+        };
+        self.reply_ok()?;
+        let received = match self
+            .data
+            .receive(&mut self.reader, Some(dest.data_fd()), size)
+        {
+            Ok(received) => received,
+            Err(Incomplete { received }) => {
+                dest.discard();
+                let path = DisplayPath(entry.path);
+                return Err(Stop::Fatal(Error::UploadIncomplete {
+                    path,
+                    received,
+                    size,
+                }));
+            }
+        };
+        if let Err(stop) = self.expect_sender_ok(&entry.path) {
+            dest.discard();
+            return match stop {
+                Some(e) => self.skip(e),
+                None => Err(Stop::Silent),
+            };
+        }
+        if let Some(errno) = received.write_error {
+            dest.discard();
+            return self.skip(Error::os(&entry.path, errno));
+        }
+        let finish = Finish {
+            mode: self.final_file_mode(mode, dest.existing()),
+            set_mode: self.opts.preserve || dest.is_new(),
+            times,
+            size,
+        };
+        match dest.finish(&finish, &entry.path) {
+            Ok(()) => self.reply_ok(),
+            Err(e) => self.skip(e),
+        }
+    }
+
+    /// Reads the sender's status after the data. `Err(Some(e))`: the sender
+    /// disowned the file (reply with `e` and go on); `Err(None)`: it gave up
+    /// or vanished (stop). Only a `\0` publishes the file (§h.2).
+    fn expect_sender_ok(&mut self, path: &[u8]) -> Result<(), Option<Error>> {
+        match self.reader.read_status() {
+            Ok(Status::Ok) => Ok(()),
+            Ok(Status::Warning(message)) => Err(Some(Error::SenderDisowned {
+                path: DisplayPath(path.to_vec()),
+                message,
+            })),
+            _ => Err(None),
+        }
+    }
+
+    fn receive_dir(
+        &mut self,
+        level: &Level,
+        depth: usize,
+        mode: u32,
+        name: &[u8],
+        times: Option<Times>,
+    ) -> Result<(), Stop> {
+        check_single_component(name).map_err(Stop::Fatal)?;
+        if !self.opts.recursive {
+            return Err(Stop::Fatal(Error::DirectoryWithoutRecursion));
+        }
+        let nested_depth = level.nested_depth(depth);
+        if nested_depth > self.opts.max_depth {
+            return Err(Stop::Fatal(Error::TooDeep {
+                max: self.opts.max_depth,
+            }));
+        }
+        let entry = match level.entry(name) {
+            Ok(entry) => entry,
+            Err(e) => return self.skip(e),
+        };
+        if entry.uses_record_name
+            && let Err(e) = check_storable_name(name, &entry.path)
+        {
+            return self.skip(e);
+        }
+        let (dir, created) = match open_or_create_dir(&entry) {
+            Ok(found) => found,
+            Err(e) => return self.skip(e),
+        };
+        let final_mode = self.final_dir_mode(mode);
+        if self.opts.preserve && !created {
+            // OpenSSH sets an existing directory's mode before filling it
+            // too, so that a mode granting write access takes effect first.
+            let _ = fchmod(&dir, Mode::from_bits_truncate(final_mode));
+        }
+        self.reply_ok()?;
+        let nested = Level::Into {
+            dir,
+            path: entry.path,
+        };
+        if let LevelEnd::EndOfStream = self.run_level(&nested, nested_depth)? {
+            return Ok(());
+        }
+        let Level::Into { dir, .. } = &nested else {
+            unreachable!()
+        };
+        // Directory metadata errors are ignored, as in OpenSSH (S93).
+        if let Some(times) = times {
+            let _ = futimens(
+                dir,
+                &timespec(times.atime_sec, times.atime_usec),
+                &timespec(times.mtime_sec, times.mtime_usec),
+            );
+        }
+        if created || self.opts.preserve {
+            let _ = fchmod(dir, Mode::from_bits_truncate(final_mode));
+        }
+        Ok(())
+    }
+
+    /// The mode a received file ends with: with `-p` the record's mode; a
+    /// new file without `-p` the record's mode under the umask; a replaced
+    /// file without `-p` keeps its old mode. Setuid, setgid and sticky are
+    /// never granted unless the policy allows them (§h.6).
+    fn final_file_mode(&self, record_mode: u32, existing: Option<&FileStat>) -> u32 {
+        let mode = match existing {
+            _ if self.opts.preserve => record_mode,
+            Some(old) => old.st_mode & 0o7777,
+            None => record_mode & !self.opts.umask,
+        };
+        mode & self.opts.mode_mask
+    }
+
+    fn final_dir_mode(&self, record_mode: u32) -> u32 {
+        let mode = if self.opts.preserve {
+            record_mode
+        } else {
+            record_mode & !self.opts.umask
+        };
+        mode & self.opts.mode_mask
+    }
+
+    fn reply_ok(&mut self) -> Result<(), Stop> {
+        self.out.ok().map_err(|_| Stop::Silent)
+    }
+
+    /// Reports a per-item problem with one `\x01` line and goes on.
+    fn skip(&mut self, e: Error) -> Result<(), Stop> {
+        self.errors += 1;
+        self.out.warn(&e).map_err(|_| Stop::Silent)
+    }
+}
+
+/// `-d`: the target must be a directory, checked before the first `\0`.
+fn require_directory(target: &[u8]) -> Result<(), Error> {
+    match nix::sys::stat::stat(std::ffi::OsStr::from_bytes(target)) {
+        Ok(st) if is_type(&st, SFlag::S_IFDIR) => Ok(()),
+        Ok(_) => Err(Error::os(target, Errno::ENOTDIR)),
+        Err(errno) => Err(Error::os(target, errno)),
+    }
+}
+
+/// One look at the target decides, for the whole session, whether records
+/// land inside it or replace it (as OpenSSH's one `stat()`, S102).
+fn top_level(target: &[u8]) -> Level {
+    let path = target.to_vec();
+    if let Ok(dir) = open_dir_path(target) {
+        return Level::Into { dir, path };
+    }
+    let (parent, leaf) = split_parent(target);
+    Level::Target {
+        parent: open_dir_path(parent),
+        leaf: leaf.to_vec(),
+        path,
+    }
+}
+
+fn is_type(st: &FileStat, kind: SFlag) -> bool {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == kind
+}
+
+fn timespec(sec: i64, usec: u32) -> TimeSpec {
+    TimeSpec::new(sec, i64::from(usec) * 1000)
+}
+
+/// Where an upload's bytes go.
+enum Destination<'a> {
+    /// A temporary file renamed over the target at the end.
+    Atomic {
+        dir: DirFd<'a>,
+        temp_name: Vec<u8>,
+        file: OwnedFd,
+        final_name: Vec<u8>,
+        existing: Option<FileStat>,
+    },
+    /// Written where it stands: a device or FIFO, or a regular file whose
+    /// directory we may not write (OpenSSH succeeds there, S108; this path
+    /// is not atomic, and documented so).
+    InPlace {
+        file: OwnedFd,
+        regular: bool,
+        existing: FileStat,
+    },
+}
+
+/// What to apply to a finished file.
+struct Finish {
+    mode: u32,
+    set_mode: bool,
+    times: Option<Times>,
+    size: u64,
+}
+
+impl Destination<'_> {
+    fn data_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Destination::Atomic { file, .. } | Destination::InPlace { file, .. } => file.as_fd(),
+        }
+    }
+
+    fn existing(&self) -> Option<&FileStat> {
+        match self {
+            Destination::Atomic { existing, .. } => existing.as_ref(),
+            Destination::InPlace { existing, .. } => Some(existing),
+        }
+    }
+
+    fn is_new(&self) -> bool {
+        self.existing().is_none()
+    }
+
+    /// Drops a failed upload: the temporary file goes, the target stays.
+    fn discard(self) {
+        if let Destination::Atomic { dir, temp_name, .. } = self {
+            remove_temp_file(dir.as_fd(), &temp_name);
+        }
+    }
+
+    /// Applies mode and times by descriptor and publishes the file. As in
+    /// OpenSSH, only the first metadata error is reported (one reply per
+    /// file, CVE-2020-12062); a metadata error does not undo the upload.
+    fn finish(self, finish: &Finish, path: &[u8]) -> Result<(), Error> {
+        match self {
+            Destination::Atomic {
+                dir,
+                temp_name,
+                file,
+                final_name,
+                existing,
+            } => {
+                let mut first_error = None;
+                if let Some(old) = &existing {
+                    keep_owner(&file, old);
+                }
+                note(
+                    &mut first_error,
+                    path,
+                    "set mode",
+                    fchmod(&file, Mode::from_bits_truncate(finish.mode)),
+                );
+                if let Some(t) = finish.times {
+                    note(&mut first_error, path, "set times", set_times(&file, t));
+                }
+                drop(file);
+                let from = std::ffi::OsStr::from_bytes(&temp_name);
+                let to = std::ffi::OsStr::from_bytes(&final_name);
+                if let Err(errno) = renameat(dir.as_fd(), from, dir.as_fd(), to) {
+                    remove_temp_file(dir.as_fd(), &temp_name);
+                    return Err(Error::os(path, errno));
+                }
+                first_error.map_or(Ok(()), Err)
+            }
+            Destination::InPlace { file, regular, .. } => {
+                let mut first_error = None;
+                if regular {
+                    let size = i64::try_from(finish.size).unwrap_or(i64::MAX);
+                    note(&mut first_error, path, "truncate", ftruncate(&file, size));
+                }
+                if finish.set_mode {
+                    note(
+                        &mut first_error,
+                        path,
+                        "set mode",
+                        fchmod(&file, Mode::from_bits_truncate(finish.mode)),
+                    );
+                }
+                if let Some(t) = finish.times {
+                    note(&mut first_error, path, "set times", set_times(&file, t));
+                }
+                first_error.map_or(Ok(()), Err)
+            }
+        }
+    }
+}
+
+fn note(first: &mut Option<Error>, path: &[u8], step: &'static str, result: nix::Result<()>) {
+    if let Err(errno) = result
+        && first.is_none()
+    {
+        *first = Some(Error::os_step(path, step, errno));
+    }
+}
+
+fn set_times(fd: &OwnedFd, t: Times) -> nix::Result<()> {
+    futimens(
+        fd,
+        &timespec(t.atime_sec, t.atime_usec),
+        &timespec(t.mtime_sec, t.mtime_usec),
+    )
+}
+
+/// The replacement keeps the old file's owner and group where the process
+/// may set them (root; or a group the user belongs to). Failure is normal
+/// for an ordinary user and leaves the uploader as owner.
+fn keep_owner(file: &OwnedFd, old: &FileStat) {
+    let _ = fchown(
+        file,
+        Some(Uid::from_raw(old.st_uid)),
+        Some(Gid::from_raw(old.st_gid)),
+    );
+}
+
+/// Opens what a `C` record writes to. An existing regular file must be
+/// openable for writing, exactly as OpenSSH requires, before it may be
+/// replaced: a rename must not widen what the user could do (§h.4).
+fn open_destination<'a>(entry: &Entry<'a>) -> Result<Destination<'a>, Error> {
+    let (dir, name) =
+        follow_final_symlinks(entry.dir, entry.name).map_err(|e| Error::os(&entry.path, e))?;
+    let os_name = std::ffi::OsStr::from_bytes(&name);
+    let flags = OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let existing = match openat(dir.as_fd(), os_name, flags, Mode::empty()) {
+        Ok(fd) => Some(fd),
+        Err(Errno::ENOENT) => None,
+        // A running executable cannot be opened for writing, but it can be
+        // replaced, which is what an upload over it means.
+        Err(Errno::ETXTBSY) => return replace_busy_file(dir, name, &entry.path),
+        Err(Errno::ENXIO) => return Err(explain_enxio(dir.as_fd(), os_name, &entry.path)),
+        Err(errno) => return Err(Error::os(&entry.path, errno)),
+    };
+    let Some(fd) = existing else {
+        let (file, temp_name) =
+            create_temp_file(dir.as_fd()).map_err(|e| Error::os(&entry.path, e))?;
+        return Ok(Destination::Atomic {
+            dir,
+            temp_name,
+            file,
+            final_name: name,
+            existing: None,
+        });
+    };
+    let st = fstat(&fd).map_err(|e| Error::os(&entry.path, e))?;
+    if !is_type(&st, SFlag::S_IFREG) {
+        // Devices and FIFOs are written in place; the FIFO was opened
+        // non-blocking so that a missing reader cannot hang us.
+        fcntl(&fd, FcntlArg::F_SETFL(OFlag::O_WRONLY)).map_err(|e| Error::os(&entry.path, e))?;
+        return Ok(Destination::InPlace {
+            file: fd,
+            regular: false,
+            existing: st,
+        });
+    }
+    match create_temp_file(dir.as_fd()) {
+        Ok((file, temp_name)) => Ok(Destination::Atomic {
+            dir,
+            temp_name,
+            file,
+            final_name: name,
+            existing: Some(st),
+        }),
+        // The directory is not writable but the file is: write in place.
+        Err(Errno::EACCES | Errno::EPERM | Errno::EROFS) => Ok(Destination::InPlace {
+            file: fd,
+            regular: true,
+            existing: st,
+        }),
+        Err(errno) => Err(Error::os(&entry.path, errno)),
+    }
+}
+
+fn replace_busy_file<'a>(
+    dir: DirFd<'a>,
+    name: Vec<u8>,
+    path: &[u8],
+) -> Result<Destination<'a>, Error> {
+    let st = fstatat(
+        dir.as_fd(),
+        std::ffi::OsStr::from_bytes(&name),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| Error::os(path, e))?;
+    let (file, temp_name) = create_temp_file(dir.as_fd()).map_err(|e| Error::os(path, e))?;
+    Ok(Destination::Atomic {
+        dir,
+        temp_name,
+        file,
+        final_name: name,
+        existing: Some(st),
+    })
+}
+
+/// ENXIO from a non-blocking open: a FIFO nobody reads, or a socket.
+fn explain_enxio(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, path: &[u8]) -> Error {
+    match fstatat(dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) if is_type(&st, SFlag::S_IFIFO) => Error::FifoWithoutReader {
+            path: DisplayPath(path.to_vec()),
+        },
+        _ => Error::os(path, Errno::ENXIO),
+    }
+}
+
+/// Opens the directory a `D` record names, creating it (0700 while it is
+/// filled; its final mode is set after its `E`) when it is missing.
+/// Returns the descriptor and whether it was created.
+fn open_or_create_dir(entry: &Entry<'_>) -> Result<(OwnedFd, bool), Error> {
+    match open_subdir(entry.dir, entry.name) {
+        Ok(fd) => return Ok((fd, false)),
+        Err(Errno::ENOENT) => {}
+        Err(errno) => return Err(Error::os(&entry.path, errno)),
+    }
+    let name = std::ffi::OsStr::from_bytes(entry.name);
+    match mkdirat(entry.dir, name, Mode::from_bits_truncate(0o700)) {
+        // A dangling symlink at the name: OpenSSH's mkdir fails there too.
+        Ok(()) => {}
+        Err(errno) => return Err(Error::os(&entry.path, errno)),
+    }
+    let fd = openat(
+        entry.dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::os(&entry.path, e))?;
+    Ok((fd, true))
+}

@@ -1,0 +1,351 @@
+//! `-f`: files and directories become records on the session's stdout
+//! (PROTOCOL.md §a.4, §c).
+//!
+//! The file type is checked before anything is opened, so a FIFO cannot hang
+//! the session and a device is never opened (§h.13); what is opened is
+//! checked again by descriptor. Directory cycles are detected by (dev, ino)
+//! of the directories being sent (§h.3, F23).
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use nix::errno::Errno;
+use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, openat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
+
+use crate::confine::{join_display, split_parent};
+use crate::error::{DisplayPath, Error};
+use crate::protocol::{RecordReader, ReplyWriter, Status, encode_dir, encode_file, encode_times};
+use crate::transfer::DataPath;
+
+/// Longest path OpenSSH's source builds while recursing (PATH_MAX).
+const PATH_MAX: usize = 4096;
+
+pub struct SourceOptions {
+    pub recursive: bool,
+    pub preserve: bool,
+    pub verbose: bool,
+}
+
+/// The peer refused to go on, or is gone: exit 1.
+struct PeerStopped;
+
+/// Runs a whole source session; returns the exit status.
+pub fn run<R: Read, W: Write>(
+    paths: &[Vec<u8>],
+    opts: SourceOptions,
+    reader: RecordReader<R>,
+    out: W,
+    data: DataPath,
+) -> i32 {
+    let mut source = Source {
+        opts,
+        reader,
+        out: ReplyWriter::new(out),
+        data,
+        errors: 0,
+    };
+    match source.session(paths) {
+        Ok(()) if source.errors == 0 => 0,
+        _ => 1,
+    }
+}
+
+struct Source<R, W> {
+    opts: SourceOptions,
+    reader: RecordReader<R>,
+    out: ReplyWriter<W>,
+    data: DataPath,
+    errors: u32,
+}
+
+/// An open file or directory with the status it was opened with.
+struct Opened {
+    fd: OwnedFd,
+    st: FileStat,
+}
+
+impl<R: Read, W: Write> Source<R, W> {
+    fn session(&mut self, paths: &[Vec<u8>]) -> Result<(), PeerStopped> {
+        // The sink speaks first: one status byte before anything is sent.
+        self.await_reply()?;
+        for path in paths {
+            self.send_path(strip_trailing_slashes(path))?;
+        }
+        Ok(())
+    }
+
+    fn send_path(&mut self, path: &[u8]) -> Result<(), PeerStopped> {
+        let os_path = std::ffi::OsStr::from_bytes(path);
+        let st = match fstatat(AT_FDCWD, os_path, AtFlags::empty()) {
+            Ok(st) => st,
+            Err(errno) => return self.warn(Error::os(path, errno)),
+        };
+        if is_dir(&st) && self.opts.recursive {
+            let name = match directory_name(path) {
+                Some(name) => name,
+                None => {
+                    return self.warn(Error::NoNameToSend {
+                        path: DisplayPath(path.to_vec()),
+                    });
+                }
+            };
+            return match open_checked(AT_FDCWD, path, &st, path) {
+                Ok(dir) => self.send_dir(dir, &name, path, &mut Vec::new()),
+                Err(e) => self.warn(e),
+            };
+        }
+        if !is_regular(&st) {
+            return self.warn(Error::NotRegularFile {
+                path: DisplayPath(path.to_vec()),
+            });
+        }
+        let (_, name) = split_parent(path);
+        match open_checked(AT_FDCWD, path, &st, path) {
+            Ok(file) => self.send_file(file, name, path),
+            Err(e) => self.warn(e),
+        }
+    }
+
+    fn send_file(&mut self, file: Opened, name: &[u8], path: &[u8]) -> Result<(), PeerStopped> {
+        let Some(wire_name) = self.name_for_wire(name, path)? else {
+            return Ok(());
+        };
+        if self.opts.preserve && !self.send_times(&file.st)? {
+            return Ok(());
+        }
+        let size = u64::try_from(file.st.st_size).unwrap_or(0);
+        let record = encode_file(file.st.st_mode, size, &wire_name);
+        if !self.send_record(&record)? {
+            return Ok(());
+        }
+        let shortfall = self
+            .data
+            .send(file.fd.as_fd(), size, self.out.inner_mut())
+            .map_err(|_| PeerStopped)?;
+        match shortfall {
+            None => self.out.ok().map_err(|_| PeerStopped)?,
+            Some(short) => {
+                let e = match short.errno {
+                    Some(errno) => Error::os(path, errno),
+                    None => Error::ShortRead {
+                        path: DisplayPath(path.to_vec()),
+                        sent: short.sent,
+                        size,
+                    },
+                };
+                self.warn(e)?;
+            }
+        }
+        // A warning here only counts as an error; the session goes on.
+        self.await_reply().map(|_| ())
+    }
+
+    fn send_dir(
+        &mut self,
+        dir: Opened,
+        name: &[u8],
+        path: &[u8],
+        ancestors: &mut Vec<(u64, u64)>,
+    ) -> Result<(), PeerStopped> {
+        let id = (dir.st.st_dev, dir.st.st_ino);
+        if ancestors.contains(&id) {
+            return self.warn(Error::DirectoryCycle {
+                path: DisplayPath(path.to_vec()),
+            });
+        }
+        let entries = match list_entries(dir.fd.as_fd()) {
+            Ok(entries) => entries,
+            Err(errno) => return self.warn(Error::os(path, errno)),
+        };
+        let Some(wire_name) = self.name_for_wire(name, path)? else {
+            return Ok(());
+        };
+        if self.opts.preserve && !self.send_times(&dir.st)? {
+            return Ok(());
+        }
+        if !self.send_record(&encode_dir(dir.st.st_mode, &wire_name))? {
+            return Ok(());
+        }
+        ancestors.push(id);
+        for entry in &entries {
+            self.send_entry(dir.fd.as_fd(), entry, path, ancestors)?;
+        }
+        ancestors.pop();
+        self.send_record(b"E\n")?;
+        Ok(())
+    }
+
+    fn send_entry(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        dir_path: &[u8],
+        ancestors: &mut Vec<(u64, u64)>,
+    ) -> Result<(), PeerStopped> {
+        let path = join_display(dir_path, name);
+        if path.len() >= PATH_MAX {
+            return self.warn(Error::os(&path, Errno::ENAMETOOLONG));
+        }
+        // Symlinks are followed, as OpenSSH follows them; cycles are caught
+        // by the ancestor check.
+        let st = match fstatat(dir, std::ffi::OsStr::from_bytes(name), AtFlags::empty()) {
+            Ok(st) => st,
+            Err(errno) => return self.warn(Error::os(&path, errno)),
+        };
+        if !is_dir(&st) && !is_regular(&st) {
+            return self.warn(Error::NotRegularFile {
+                path: DisplayPath(path),
+            });
+        }
+        let opened = match open_checked(dir, name, &st, &path) {
+            Ok(opened) => opened,
+            Err(e) => return self.warn(e),
+        };
+        if is_dir(&st) {
+            self.send_dir(opened, name, &path, ancestors)
+        } else {
+            self.send_file(opened, name, &path)
+        }
+    }
+
+    /// The name as it goes on the wire: a newline is encoded as `\^J`, as
+    /// OpenSSH does; other control bytes would reach the client's terminal
+    /// and are refused (§h.8). `None`: refused and reported.
+    fn name_for_wire(&mut self, name: &[u8], path: &[u8]) -> Result<Option<Vec<u8>>, PeerStopped> {
+        if name.iter().any(|&b| (b < 0x20 && b != b'\n') || b == 0x7f) {
+            self.warn(Error::ControlCharacters {
+                path: DisplayPath(path.to_vec()),
+            })?;
+            return Ok(None);
+        }
+        let mut wire = Vec::with_capacity(name.len());
+        for &b in name {
+            if b == b'\n' {
+                wire.extend_from_slice(b"\\^J");
+            } else {
+                wire.push(b);
+            }
+        }
+        Ok(Some(wire))
+    }
+
+    fn send_times(&mut self, st: &FileStat) -> Result<bool, PeerStopped> {
+        self.send_record(&encode_times(st.st_mtime, st.st_atime))
+    }
+
+    /// Sends one record and waits for the peer's verdict: `true` accepted,
+    /// `false` refused with a warning (skip this item).
+    fn send_record(&mut self, record: &[u8]) -> Result<bool, PeerStopped> {
+        if self.opts.verbose {
+            eprintln!(
+                "Sending file modes: {}",
+                crate::protocol::escape_bytes(record.strip_suffix(b"\n").unwrap_or(record))
+            );
+        }
+        self.out.send(record).map_err(|_| PeerStopped)?;
+        self.await_reply()
+    }
+
+    /// Reads the peer's reply: `\0` → accepted; a warning counts as an error
+    /// and refuses the item; anything else ends the session.
+    fn await_reply(&mut self) -> Result<bool, PeerStopped> {
+        match self.reader.read_status() {
+            Ok(Status::Ok) => Ok(true),
+            Ok(Status::Warning(_)) => {
+                self.errors += 1;
+                Ok(false)
+            }
+            _ => Err(PeerStopped),
+        }
+    }
+
+    /// A `\x01` line in place of a record; the peer does not reply to it.
+    fn warn(&mut self, e: Error) -> Result<(), PeerStopped> {
+        self.errors += 1;
+        self.out.warn(&e).map_err(|_| PeerStopped)
+    }
+}
+
+fn strip_trailing_slashes(path: &[u8]) -> &[u8] {
+    let mut end = path.len();
+    while end > 1 && path[end - 1] == b'/' {
+        end -= 1;
+    }
+    &path[..end]
+}
+
+/// The name a directory is sent under: its own basename, also for paths
+/// like `.` or `x/..` that OpenSSH would send literally and that clients
+/// reject (§h.12). `None` for `/`, which has no name.
+fn directory_name(path: &[u8]) -> Option<Vec<u8>> {
+    let (_, last) = split_parent(path);
+    if last != b"." && last != b".." && !last.is_empty() {
+        return Some(last.to_vec());
+    }
+    let real = std::fs::canonicalize(std::ffi::OsStr::from_bytes(path)).ok()?;
+    real.file_name().map(|n| n.as_bytes().to_vec())
+}
+
+fn file_type(st: &FileStat) -> SFlag {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
+}
+
+fn is_dir(st: &FileStat) -> bool {
+    file_type(st) == SFlag::S_IFDIR
+}
+
+fn is_regular(st: &FileStat) -> bool {
+    file_type(st) == SFlag::S_IFREG
+}
+
+/// Opens an entry already known (by `fstatat`) to be a regular file or a
+/// directory, and checks that the descriptor is that same object: an entry
+/// swapped between the two calls is skipped, never sent. `O_NONBLOCK` keeps
+/// a FIFO swapped in from hanging the open.
+fn open_checked(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    expected: &FileStat,
+    path: &[u8],
+) -> Result<Opened, Error> {
+    let kind = if is_dir(expected) {
+        OFlag::O_DIRECTORY
+    } else {
+        OFlag::O_NONBLOCK
+    };
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | kind;
+    let fd = openat(dir, std::ffi::OsStr::from_bytes(name), flags, Mode::empty())
+        .map_err(|e| Error::os(path, e))?;
+    let st = fstat(&fd).map_err(|e| Error::os(path, e))?;
+    if (st.st_dev, st.st_ino) != (expected.st_dev, expected.st_ino)
+        || file_type(&st) != file_type(expected)
+    {
+        return Err(Error::ChangedWhileOpening {
+            path: DisplayPath(path.to_vec()),
+        });
+    }
+    Ok(Opened { fd, st })
+}
+
+/// The names in a directory, sorted bytewise so that transfers are
+/// reproducible (OpenSSH sends raw readdir order; clients do not care).
+fn list_entries(dir: BorrowedFd<'_>) -> Result<Vec<Vec<u8>>, Errno> {
+    let fd = openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut listing = nix::dir::Dir::from_fd(fd)?;
+    let mut names = Vec::new();
+    for entry in listing.iter() {
+        let name = entry?.file_name().to_bytes().to_vec();
+        if name != b"." && name != b".." {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
