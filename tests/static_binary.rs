@@ -20,7 +20,12 @@ fn build_static_binary() -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
-    root.join(stdout.lines().last().expect("build script prints the binary path"))
+    root.join(
+        stdout
+            .lines()
+            .last()
+            .expect("build script prints the binary path"),
+    )
 }
 
 /// Program header types of a little-endian ELF64 file.
@@ -41,8 +46,16 @@ fn release_binary_is_fully_static() {
     let elf = std::fs::read(&binary).unwrap();
     let types = program_header_types(&elf);
     assert!(!types.is_empty());
-    assert!(!types.contains(&PT_INTERP), "{} has an ELF interpreter", binary.display());
-    assert!(!types.contains(&PT_DYNAMIC), "{} has a dynamic section", binary.display());
+    assert!(
+        !types.contains(&PT_INTERP),
+        "{} has an ELF interpreter",
+        binary.display()
+    );
+    assert!(
+        !types.contains(&PT_DYNAMIC),
+        "{} has a dynamic section",
+        binary.display()
+    );
     // And it runs: --version needs nothing from the filesystem.
     let out = Command::new(&binary).arg("--version").output().unwrap();
     assert!(out.status.success());
