@@ -184,6 +184,151 @@ pub fn remove_temp_file(dir: BorrowedFd<'_>, name: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::symlink;
+    use std::path::PathBuf;
+
+    /// A tree: ROOT/{a/b (file), a/up -> .., a/up2 -> ../.., in -> a,
+    /// out -> ../outside, abs -> /etc, l1 <-> l2}, and outside/secret.
+    fn tree(tag: &str) -> (PathBuf, PathBuf) {
+        let base =
+            std::env::temp_dir().join(format!("scp-server-confine-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let root = base.join("root");
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::fs::create_dir_all(base.join("outside")).unwrap();
+        std::fs::write(root.join("a/b"), b"inside").unwrap();
+        std::fs::write(base.join("outside/secret"), b"secret").unwrap();
+        symlink("..", root.join("a/up")).unwrap();
+        symlink("../..", root.join("a/up2")).unwrap();
+        symlink("a", root.join("in")).unwrap();
+        symlink("../outside", root.join("out")).unwrap();
+        symlink("/etc", root.join("abs")).unwrap();
+        symlink("l2", root.join("l1")).unwrap();
+        symlink("l1", root.join("l2")).unwrap();
+        (base, root)
+    }
+
+    fn read_all(fd: OwnedFd) -> Vec<u8> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        std::fs::File::from(fd).read_to_end(&mut out).unwrap();
+        out
+    }
+
+    fn each_backend(tag: &str, check: impl Fn(&Root, Backend)) {
+        for backend in [Backend::Openat2, Backend::Walk] {
+            let (base, root_path) = tree(&format!("{tag}-{backend:?}"));
+            let root = Root::open(&root_path, backend, false).unwrap();
+            check(&root, backend);
+            std::fs::remove_dir_all(base).unwrap();
+        }
+    }
+
+    #[test]
+    fn paths_inside_resolve_in_both_backends() {
+        each_backend("inside", |root, backend| {
+            for path in [
+                &b"a/b"[..],
+                b"/a/b",
+                b"//a/./b",
+                b"a/../a/b",
+                b"in/b",
+                b"a/up/a/b",
+            ] {
+                let fd = root.open_beneath(path, OFlag::O_RDONLY, true);
+                let fd = fd.unwrap_or_else(|e| {
+                    panic!("{backend:?} {:?}: {e:?}", String::from_utf8_lossy(path))
+                });
+                assert_eq!(read_all(fd), b"inside");
+            }
+            assert!(
+                root.open_beneath(b"", OFlag::O_PATH | OFlag::O_DIRECTORY, true)
+                    .is_ok()
+            );
+            assert!(
+                root.open_beneath(b"/", OFlag::O_PATH | OFlag::O_DIRECTORY, true)
+                    .is_ok()
+            );
+        });
+    }
+
+    #[test]
+    fn escapes_are_refused_and_named() {
+        each_backend("escape", |root, backend| {
+            let cases: [(&[u8], Option<&[u8]>); 6] = [
+                (b"..", None),
+                (b"../outside/secret", None),
+                (b"a/../../outside/secret", None),
+                (b"out/secret", Some(b"out")),
+                (b"abs/passwd", Some(b"abs")),
+                (b"a/up2/outside/secret", Some(b"up2")),
+            ];
+            for (path, link) in cases {
+                let err = root.open_beneath(path, OFlag::O_RDONLY, true).unwrap_err();
+                let expected = ResolveError::Escapes {
+                    symlink: link.map(<[u8]>::to_vec),
+                };
+                assert_eq!(
+                    err,
+                    expected,
+                    "{backend:?} {}",
+                    String::from_utf8_lossy(path)
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn loops_and_final_symlinks() {
+        each_backend("loops", |root, backend| {
+            let err = root.open_beneath(b"l1", OFlag::O_RDONLY, true).unwrap_err();
+            assert_eq!(err, ResolveError::Os(Errno::ELOOP), "{backend:?}");
+            // Not following the final component: the link itself, even one
+            // that points outside, can be looked at (and replaced) safely.
+            assert!(
+                root.open_beneath(b"out", OFlag::O_PATH, false).is_ok(),
+                "{backend:?}"
+            );
+            let err = root
+                .open_beneath(b"out", OFlag::O_RDONLY, false)
+                .unwrap_err();
+            assert_eq!(err, ResolveError::Os(Errno::ELOOP), "{backend:?}");
+        });
+    }
+
+    #[test]
+    fn no_symlinks_refuses_every_link() {
+        for backend in [Backend::Openat2, Backend::Walk] {
+            let (base, root_path) = tree(&format!("nosym-{backend:?}"));
+            let root = Root::open(&root_path, backend, true).unwrap();
+            let err = root
+                .open_beneath(b"in/b", OFlag::O_RDONLY, true)
+                .unwrap_err();
+            assert_eq!(
+                err,
+                ResolveError::SymlinkRefused {
+                    symlink: b"in".to_vec()
+                },
+                "{backend:?}"
+            );
+            assert!(root.open_beneath(b"a/b", OFlag::O_RDONLY, true).is_ok());
+            std::fs::remove_dir_all(base).unwrap();
+        }
+    }
+
+    #[test]
+    fn rename_noreplace_is_enforced_by_the_kernel() {
+        let (base, root_path) = tree("noreplace");
+        let dir = open_dir_path(root_path.join("a").as_os_str().as_bytes()).unwrap();
+        std::fs::write(root_path.join("a/new"), b"n").unwrap();
+        assert_eq!(
+            rename_noreplace(dir.as_fd(), b"new", b"b"),
+            Err(Errno::EEXIST)
+        );
+        assert_eq!(std::fs::read(root_path.join("a/b")).unwrap(), b"inside");
+        assert_eq!(rename_noreplace(dir.as_fd(), b"new", b"c"), Ok(()));
+        std::fs::remove_dir_all(base).unwrap();
+    }
 
     #[test]
     fn single_component_rule() {
@@ -217,4 +362,307 @@ mod tests {
         assert_eq!(split_parent(b"/x"), (&b"/"[..], &b"x"[..]));
         assert_eq!(split_parent(b"x"), (&b"."[..], &b"x"[..]));
     }
+}
+
+// ---------------------------------------------------------------------------
+// Confined resolution: every client path beneath one root directory.
+// ---------------------------------------------------------------------------
+
+/// How paths are resolved beneath the root. Both are always compiled in and
+/// tested; `Openat2` is used where the kernel has it (Linux ≥ 5.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`: the kernel refuses
+    /// every escape, atomically.
+    Openat2,
+    /// A component-by-component walk with `O_NOFOLLOW`, each symlink read
+    /// and resolved by us against the stack of directories walked so far.
+    Walk,
+}
+
+/// Why a path beneath the root could not be resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolveError {
+    /// An ordinary system error (`ENOENT`, `EACCES`, …).
+    Os(Errno),
+    /// The path, through `..` or a symlink, leads outside the root.
+    Escapes { symlink: Option<Vec<u8>> },
+    /// A symlink on the way, and the policy allows none.
+    SymlinkRefused { symlink: Vec<u8> },
+}
+
+impl From<Errno> for ResolveError {
+    fn from(e: Errno) -> Self {
+        ResolveError::Os(e)
+    }
+}
+
+impl ResolveError {
+    /// The error the client sees for `path`.
+    pub fn into_error(self, path: &[u8]) -> Error {
+        let path = DisplayPath(path.to_vec());
+        match self {
+            ResolveError::Os(errno) => Error::Os {
+                path,
+                step: None,
+                errno,
+            },
+            ResolveError::Escapes {
+                symlink: Some(link),
+            } => Error::SymlinkEscapes {
+                path,
+                link: DisplayPath(link),
+            },
+            ResolveError::Escapes { symlink: None } => Error::PathEscapes { path },
+            ResolveError::SymlinkRefused { symlink } => Error::SymlinkRefused {
+                path,
+                link: DisplayPath(symlink),
+            },
+        }
+    }
+}
+
+/// The confinement root: an open directory and the rules for resolving
+/// client paths beneath it. `/x` and `x` both mean ROOT/x; `..` is allowed
+/// while the path stays inside; a symlink is followed only while it stays
+/// inside (an absolute symlink never does), or never with `no_symlinks`.
+pub struct Root {
+    fd: OwnedFd,
+    backend: Backend,
+    no_symlinks: bool,
+}
+
+impl Root {
+    /// Opens the root directory itself (an admin's path: a symlink here is
+    /// resolved once, now).
+    pub fn open(
+        path: &std::path::Path,
+        backend: Backend,
+        no_symlinks: bool,
+    ) -> Result<Root, Errno> {
+        let fd = open_dir_path(path.as_os_str().as_bytes())?;
+        Ok(Root {
+            fd,
+            backend,
+            no_symlinks,
+        })
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn no_symlinks(&self) -> bool {
+        self.no_symlinks
+    }
+
+    /// Opens `rel` beneath the root with `flags`. With `follow_final` false
+    /// a final symlink is not followed (`O_NOFOLLOW`: `O_PATH` returns the
+    /// link itself, other modes fail with `ELOOP`).
+    pub fn open_beneath(
+        &self,
+        rel: &[u8],
+        flags: OFlag,
+        follow_final: bool,
+    ) -> Result<OwnedFd, ResolveError> {
+        let rel = relative_to_root(rel);
+        let result = match self.backend {
+            Backend::Openat2 => self.open_openat2(&rel, flags, follow_final),
+            Backend::Walk => self.open_walk(&rel, flags, follow_final),
+        };
+        match result {
+            // openat2 says only that something left the root (EXDEV) or hit
+            // a symlink (ELOOP under RESOLVE_NO_SYMLINKS); the walk finds
+            // which, so that the message can name it.
+            Err(ResolveError::Os(e @ Errno::EXDEV)) => Err(self.diagnose(&rel, follow_final, e)),
+            Err(ResolveError::Os(e @ Errno::ELOOP)) if self.no_symlinks => {
+                Err(self.diagnose(&rel, follow_final, e))
+            }
+            other => other,
+        }
+    }
+
+    /// Re-resolves with the walk after openat2 refused, to say why.
+    fn diagnose(&self, rel: &[u8], follow_final: bool, original: Errno) -> ResolveError {
+        match self.open_walk(rel, OFlag::O_PATH, follow_final) {
+            Err(e) => e,
+            // The tree changed between the two resolutions: keep the refusal.
+            Ok(_) => ResolveError::Os(original),
+        }
+    }
+
+    fn open_openat2(
+        &self,
+        rel: &[u8],
+        flags: OFlag,
+        follow_final: bool,
+    ) -> Result<OwnedFd, ResolveError> {
+        use nix::fcntl::{OpenHow, ResolveFlag, openat2};
+        let mut resolve = ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS;
+        if self.no_symlinks {
+            resolve |= ResolveFlag::RESOLVE_NO_SYMLINKS;
+        }
+        let mut flags = flags | OFlag::O_CLOEXEC;
+        if !follow_final {
+            flags |= OFlag::O_NOFOLLOW;
+        }
+        let how = OpenHow::new().flags(flags).resolve(resolve);
+        Ok(openat2(
+            self.fd.as_fd(),
+            std::ffi::OsStr::from_bytes(rel),
+            how,
+        )?)
+    }
+
+    /// The portable resolver: one component at a time, never following a
+    /// symlink by the kernel. `..` pops the stack of directories walked;
+    /// popping past the root is an escape. Symlink targets are spliced into
+    /// the remaining components, so they are subject to the same rules.
+    fn open_walk(
+        &self,
+        rel: &[u8],
+        flags: OFlag,
+        follow_final: bool,
+    ) -> Result<OwnedFd, ResolveError> {
+        let mut stack: Vec<OwnedFd> = Vec::new();
+        // Each pending component remembers the symlink it came from, so
+        // that an escape can name the link responsible.
+        let mut pending: std::collections::VecDeque<(Vec<u8>, Option<Vec<u8>>)> =
+            components(rel).map(|c| (c, None)).collect();
+        let mut hops = 0;
+        if pending.is_empty() {
+            pending.push_back((b".".to_vec(), None));
+        }
+        while let Some((component, via_link)) = pending.pop_front() {
+            let current = stack.last().map_or(self.fd.as_fd(), |fd| fd.as_fd());
+            if component == b".." {
+                if stack.pop().is_none() {
+                    return Err(ResolveError::Escapes { symlink: via_link });
+                }
+                continue;
+            }
+            let is_final = pending.is_empty();
+            let name = std::ffi::OsStr::from_bytes(&component);
+            let entry = openat(
+                current,
+                name,
+                OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )?;
+            let st = nix::sys::stat::fstat(&entry)?;
+            let kind = nix::sys::stat::SFlag::from_bits_truncate(
+                st.st_mode & nix::sys::stat::SFlag::S_IFMT.bits(),
+            );
+            if kind == nix::sys::stat::SFlag::S_IFLNK && (follow_final || !is_final) {
+                if self.no_symlinks {
+                    return Err(ResolveError::SymlinkRefused { symlink: component });
+                }
+                hops += 1;
+                if hops > MAX_SYMLINK_HOPS {
+                    return Err(Errno::ELOOP.into());
+                }
+                let target = nix::fcntl::readlinkat(&entry, "")?;
+                let target = target.as_bytes();
+                if target.starts_with(b"/") {
+                    return Err(ResolveError::Escapes {
+                        symlink: Some(component),
+                    });
+                }
+                for part in components(target).collect::<Vec<_>>().into_iter().rev() {
+                    pending.push_front((part, Some(component.clone())));
+                }
+                continue;
+            }
+            if !is_final {
+                if kind != nix::sys::stat::SFlag::S_IFDIR {
+                    return Err(Errno::ENOTDIR.into());
+                }
+                stack.push(entry);
+                continue;
+            }
+            return reopen_final(current, name, entry, &st, flags);
+        }
+        // Only `..` components (or a symlink to them): the directory reached.
+        let dir = stack.pop().map_or_else(|| nix::unistd::dup(&self.fd), Ok)?;
+        if flags.contains(OFlag::O_PATH) {
+            return Ok(dir);
+        }
+        Ok(openat(&dir, ".", flags | OFlag::O_CLOEXEC, Mode::empty())?)
+    }
+}
+
+/// Turns the `O_PATH` descriptor of the final component into one opened with
+/// the requested flags, from the same parent and without following, and
+/// checks it is the same object (an entry swapped in between is refused).
+fn reopen_final(
+    parent: BorrowedFd<'_>,
+    name: &std::ffi::OsStr,
+    entry: OwnedFd,
+    st: &nix::sys::stat::FileStat,
+    flags: OFlag,
+) -> Result<OwnedFd, ResolveError> {
+    if flags.contains(OFlag::O_PATH) {
+        let kind = st.st_mode & nix::sys::stat::SFlag::S_IFMT.bits();
+        if flags.contains(OFlag::O_DIRECTORY) && kind != nix::sys::stat::SFlag::S_IFDIR.bits() {
+            return Err(Errno::ENOTDIR.into());
+        }
+        return Ok(entry);
+    }
+    let fd = openat(
+        parent,
+        name,
+        flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let again = nix::sys::stat::fstat(&fd)?;
+    if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
+        return Err(Errno::EAGAIN.into());
+    }
+    Ok(fd)
+}
+
+/// `/x`, `x` and `./x` all name ROOT/x; an empty path is the root itself.
+fn relative_to_root(path: &[u8]) -> Vec<u8> {
+    let trimmed: &[u8] = {
+        let start = path.iter().position(|&b| b != b'/').unwrap_or(path.len());
+        &path[start..]
+    };
+    if trimmed.is_empty() {
+        b".".to_vec()
+    } else {
+        trimmed.to_vec()
+    }
+}
+
+/// The non-empty, non-`.` components of a path.
+fn components(path: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
+    path.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .map(<[u8]>::to_vec)
+}
+
+/// Publishes `from` as `to` in `dir` only if `to` does not exist, decided by
+/// the kernel at the moment of the rename (`--no-overwrite`).
+pub fn rename_noreplace(dir: BorrowedFd<'_>, from: &[u8], to: &[u8]) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    let from = std::ffi::CString::new(from).map_err(|_| Errno::EINVAL)?;
+    let to = std::ffi::CString::new(to).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: renameat2 reads two NUL-terminated strings that outlive the
+    // call and takes a directory descriptor borrowed for its duration; nix
+    // offers renameat2 only on glibc, so the raw syscall serves musl too.
+    let res = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            dir.as_raw_fd(),
+            from.as_ptr(),
+            dir.as_raw_fd(),
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    Errno::result(res).map(drop)
 }

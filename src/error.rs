@@ -67,6 +67,17 @@ pub enum Error {
     ChangedWhileOpening {
         path: DisplayPath,
     },
+    PathEscapes {
+        path: DisplayPath,
+    },
+    SymlinkEscapes {
+        path: DisplayPath,
+        link: DisplayPath,
+    },
+    SymlinkRefused {
+        path: DisplayPath,
+        link: DisplayPath,
+    },
     ShortRead {
         path: DisplayPath,
         sent: u64,
@@ -160,6 +171,20 @@ impl fmt::Display for Error {
             Error::ChangedWhileOpening { path } => {
                 write!(f, "{path}: changed while being opened; skipped")
             }
+            Error::PathEscapes { path } => {
+                write!(
+                    f,
+                    "{path}: refused: the path leads outside this account's root directory"
+                )
+            }
+            Error::SymlinkEscapes { path, link } => write!(
+                f,
+                "{path}: refusing to follow symlink '{link}': it leads outside this account's root directory"
+            ),
+            Error::SymlinkRefused { path, link } => write!(
+                f,
+                "{path}: refusing to follow symlink '{link}': symlinks are not allowed for this account"
+            ),
             Error::ShortRead { path, sent, size } => write!(
                 f,
                 "{path}: file ended after {sent} of {size} bytes while being sent; the rest was sent as zero bytes"

@@ -315,11 +315,11 @@ impl<R: Read, W: Write> Sink<R, W> {
         {
             return self.skip(e);
         }
-        let (dir, created) = match open_or_create_dir(&entry) {
+        let final_mode = self.final_dir_mode(mode);
+        let (dir, created) = match open_or_create_dir(&entry, final_mode) {
             Ok(found) => found,
             Err(e) => return self.skip(e),
         };
-        let final_mode = self.final_dir_mode(mode);
         if self.opts.preserve && !created {
             // OpenSSH sets an existing directory's mode before filling it
             // too, so that a mode granting write access takes effect first.
@@ -640,21 +640,20 @@ fn explain_enxio(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, path: &[u8]) -> Er
     }
 }
 
-/// Opens the directory a `D` record names, creating it (0700 while it is
-/// filled; its final mode is set after its `E`) when it is missing.
-/// Returns the descriptor and whether it was created.
-fn open_or_create_dir(entry: &Entry<'_>) -> Result<(OwnedFd, bool), Error> {
+/// Opens the directory a `D` record names, creating it when it is missing
+/// with its mode plus owner rwx (so that it can be filled; the exact mode is
+/// set after its `E`), as OpenSSH does. Returns the descriptor and whether
+/// it was created.
+fn open_or_create_dir(entry: &Entry<'_>, mode: u32) -> Result<(OwnedFd, bool), Error> {
     match open_subdir(entry.dir, entry.name) {
         Ok(fd) => return Ok((fd, false)),
         Err(Errno::ENOENT) => {}
         Err(errno) => return Err(Error::os(&entry.path, errno)),
     }
     let name = std::ffi::OsStr::from_bytes(entry.name);
-    match mkdirat(entry.dir, name, Mode::from_bits_truncate(0o700)) {
-        // A dangling symlink at the name: OpenSSH's mkdir fails there too.
-        Ok(()) => {}
-        Err(errno) => return Err(Error::os(&entry.path, errno)),
-    }
+    // A dangling symlink at the name makes mkdir fail, as in OpenSSH.
+    mkdirat(entry.dir, name, Mode::from_bits_truncate(mode | 0o700))
+        .map_err(|e| Error::os(&entry.path, e))?;
     let fd = openat(
         entry.dir,
         name,

@@ -94,6 +94,12 @@ impl DataPath {
         }
     }
 
+    fn pace(&mut self, n: usize) {
+        if let Some(t) = self.throttle.as_mut() {
+            t.pace(n);
+        }
+    }
+
     /// Reads exactly `size` data bytes from the session and writes them to
     /// `out` (or drops them when `out` is `None`).
     pub fn receive<R: Read>(
@@ -110,6 +116,7 @@ impl DataPath {
             write_or_remember(out, &buffered[..first], &mut state);
             reader.consume(first);
             received += first as u64;
+            self.pace(first);
         }
         while received < size {
             let want = remaining_usize(size - received).min(self.block.len());
@@ -121,9 +128,7 @@ impl DataPath {
             };
             write_or_remember(out, &self.block[..n], &mut state);
             received += n as u64;
-            if let Some(t) = self.throttle.as_mut() {
-                t.pace(n);
-            }
+            self.pace(n);
         }
         Ok(state)
     }
@@ -163,9 +168,7 @@ impl DataPath {
             };
             out.write_all(&self.block[..n])?;
             sent += n as u64;
-            if let Some(t) = self.throttle.as_mut() {
-                t.pace(n);
-            }
+            self.pace(n);
         }
         Ok(shortfall)
     }
