@@ -666,3 +666,97 @@ pub fn rename_noreplace(dir: BorrowedFd<'_>, from: &[u8], to: &[u8]) -> Result<(
     };
     Errno::result(res).map(drop)
 }
+
+/// Whether a session's paths are confined, and the operations whose rules
+/// differ between the two: where symlinks are followed, and how far.
+pub enum Scope {
+    /// No root: paths are the client's, symlinks followed as OpenSSH does.
+    Unconfined,
+    /// Every path beneath the root; final components of uploads are never
+    /// followed, and non-regular targets are refused.
+    Confined(Root),
+}
+
+impl Scope {
+    pub fn is_confined(&self) -> bool {
+        matches!(self, Scope::Confined(_))
+    }
+
+    /// Opens `path` as a directory (the session's target, or its parent),
+    /// following symlinks: freely without a root, only while inside with one.
+    pub fn open_dir(&self, path: &[u8]) -> Result<OwnedFd, ResolveError> {
+        match self {
+            Scope::Unconfined => Ok(open_dir_path(path)?),
+            Scope::Confined(root) => {
+                root.open_beneath(path, OFlag::O_PATH | OFlag::O_DIRECTORY, true)
+            }
+        }
+    }
+
+    /// The entry a `C` record writes. Without a root a chain of symlinks at
+    /// `name` is followed to where OpenSSH would write; with one, the name
+    /// itself is the entry (a symlink there is replaced, never written
+    /// through).
+    pub fn upload_entry<'a>(
+        &self,
+        dir: BorrowedFd<'a>,
+        name: &[u8],
+    ) -> Result<(DirFd<'a>, Vec<u8>), Errno> {
+        match self {
+            Scope::Unconfined => follow_final_symlinks(dir, name),
+            Scope::Confined(_) => Ok((DirFd::Borrowed(dir), name.to_vec())),
+        }
+    }
+
+    /// Opens the existing directory a `D` record names: `name` in `dir`,
+    /// which is `rel` beneath the root when confined (a symlink there is
+    /// followed only while it stays inside the root).
+    pub fn open_subdir(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        rel: &[u8],
+    ) -> Result<OwnedFd, ResolveError> {
+        match self {
+            Scope::Unconfined => Ok(open_subdir(dir, name)?),
+            Scope::Confined(root) => {
+                let flags = OFlag::O_DIRECTORY;
+                match root.open_beneath(rel, flags | OFlag::O_RDONLY, true) {
+                    Err(ResolveError::Os(Errno::EACCES)) => {
+                        root.open_beneath(rel, flags | OFlag::O_PATH, true)
+                    }
+                    other => other,
+                }
+            }
+        }
+    }
+}
+
+/// `rel` + `/` + `name`, for paths beneath the root.
+pub fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
+    if rel.is_empty() || rel == b"." {
+        return name.to_vec();
+    }
+    let mut path = rel.to_vec();
+    path.push(b'/');
+    path.extend_from_slice(name);
+    path
+}
+
+/// A client path as a normalised path beneath the root, for policy
+/// decisions (deny patterns): leading `/`, `.` and empty components gone,
+/// `..` applied lexically (a path that would leave the root never gets
+/// this far: resolution refuses it first).
+pub fn normalize_rel(path: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for part in path.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    parts.join(&b'/')
+}

@@ -18,6 +18,49 @@ impl fmt::Display for DisplayPath {
     }
 }
 
+/// Why the account's policy refuses one file or directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    FileTooLarge { size: u64, max: u64 },
+    TotalTooLarge { size: u64, max: u64 },
+    TooManyFiles { max: u64 },
+    Denied { pattern: String },
+    WouldOverwrite,
+    NotRegularTarget,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::FileTooLarge { size, max } => write!(
+                f,
+                "the file has {size} bytes; this account's limit is {max} bytes per file"
+            ),
+            Refusal::TotalTooLarge { size, max } => write!(
+                f,
+                "{size} more bytes would exceed this account's limit of {max} bytes per session"
+            ),
+            Refusal::TooManyFiles { max } => {
+                write!(
+                    f,
+                    "this account may transfer at most {max} files per session"
+                )
+            }
+            Refusal::Denied { pattern } => write!(
+                f,
+                "this account may not use this path (it matches the deny pattern '{}')",
+                escape_bytes(pattern.as_bytes())
+            ),
+            Refusal::WouldOverwrite => {
+                f.write_str("the file exists and this account may not overwrite files")
+            }
+            Refusal::NotRegularTarget => {
+                f.write_str("the existing entry is not a regular file and is never written to")
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum Error {
     // --- fatal: the session ends with exit status 1 ---
@@ -67,6 +110,14 @@ pub enum Error {
     ChangedWhileOpening {
         path: DisplayPath,
     },
+    /// The account's policy says no.
+    Refused {
+        path: DisplayPath,
+        why: Refusal,
+    },
+    /// A whole direction is closed for this account (`--read-only`,
+    /// `--write-only`), or the configuration could not be read.
+    NotAllowed(String),
     PathEscapes {
         path: DisplayPath,
     },
@@ -171,6 +222,8 @@ impl fmt::Display for Error {
             Error::ChangedWhileOpening { path } => {
                 write!(f, "{path}: changed while being opened; skipped")
             }
+            Error::Refused { path, why } => write!(f, "{path}: refused: {why}"),
+            Error::NotAllowed(why) => f.write_str(why),
             Error::PathEscapes { path } => {
                 write!(
                     f,

@@ -7,6 +7,7 @@
 mod cli;
 mod confine;
 mod error;
+mod limits;
 mod protocol;
 mod sink;
 mod source;
@@ -63,9 +64,14 @@ fn run_sink(flags: ScpFlags) -> i32 {
         umask: inherited_umask(),
         mode_mask: 0o777,
         max_depth: DEFAULT_MAX_DEPTH,
+        no_overwrite: false,
+        fsync: false,
+        limits: limits::Limits::default(),
+        denied: Box::new(|_| None),
     };
     let reader = RecordReader::new(RawStdin, MAX_RECORD_LINE);
-    sink::run(target, opts, reader, RawStdout, data_path(&flags))
+    let scope = confine::Scope::Unconfined;
+    sink::run(target, scope, opts, reader, RawStdout, data_path(&flags))
 }
 
 fn run_source(flags: ScpFlags) -> i32 {

@@ -11,16 +11,17 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, fcntl, openat, renameat};
+use nix::fcntl::{AtFlags, FcntlArg, OFlag, fcntl, openat, renameat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, futimens, mkdirat};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, fchown, ftruncate};
 
 use crate::confine::{
-    DirFd, check_single_component, check_storable_name, create_temp_file, follow_final_symlinks,
-    join_display, open_dir_path, open_subdir, remove_temp_file, split_parent,
+    DirFd, ResolveError, Scope, check_single_component, check_storable_name, create_temp_file,
+    join_display, join_rel, normalize_rel, remove_temp_file, rename_noreplace, split_parent,
 };
-use crate::error::{DisplayPath, Error};
+use crate::error::{DisplayPath, Error, Refusal};
+use crate::limits::{Limits, Quota};
 use crate::protocol::{
     Line, Record, RecordReader, ReplyWriter, Status, Times, escape_bytes, parse_record,
 };
@@ -32,12 +33,21 @@ pub struct SinkOptions {
     pub preserve: bool,
     pub target_must_be_dir: bool,
     pub verbose: bool,
-    /// The process umask as inherited; applied to new files without `-p`.
+    /// Removed from the modes of new files and directories: the inherited
+    /// umask without `-p`, the policy's explicit umask (or none) with it.
     pub umask: u32,
     /// Bits a received mode may keep: 0777, or 07777 with `--allow-setid`.
     pub mode_mask: u32,
     /// Directory levels allowed below the target.
     pub max_depth: usize,
+    /// Publish only where nothing exists yet, decided by the kernel.
+    pub no_overwrite: bool,
+    /// fsync each file, then its directory, before and after the rename.
+    pub fsync: bool,
+    pub limits: Limits,
+    /// The policy's deny patterns: the pattern a path beneath the root
+    /// matches, if any.
+    pub denied: Box<dyn Fn(&[u8]) -> Option<String>>,
 }
 
 /// Why a session stopped early.
@@ -58,8 +68,13 @@ enum LevelEnd {
 
 /// Where the records of one level go.
 enum Level {
-    /// Inside this directory: each record's name is an entry in it.
-    Into { dir: OwnedFd, path: Vec<u8> },
+    /// Inside this directory: each record's name is an entry in it. `rel`
+    /// is the directory beneath the root (confined sessions).
+    Into {
+        dir: OwnedFd,
+        path: Vec<u8>,
+        rel: Vec<u8>,
+    },
     /// The top level when the target is not a directory: every `C` writes
     /// the target itself and a `D` creates it; record names are ignored
     /// (PROTOCOL.md S110, S38).
@@ -67,6 +82,7 @@ enum Level {
         parent: Result<OwnedFd, Errno>,
         leaf: Vec<u8>,
         path: Vec<u8>,
+        rel: Vec<u8>,
     },
 }
 
@@ -76,6 +92,8 @@ struct Entry<'a> {
     name: &'a [u8],
     /// The path as the client's messages show it.
     path: Vec<u8>,
+    /// The entry beneath the root, normalised (for deny patterns).
+    rel: Vec<u8>,
     /// Whether the record's own name is used (and so must be storable).
     uses_record_name: bool,
 }
@@ -83,17 +101,24 @@ struct Entry<'a> {
 impl Level {
     fn entry<'a>(&'a self, record_name: &'a [u8]) -> Result<Entry<'a>, Error> {
         match self {
-            Level::Into { dir, path } => Ok(Entry {
+            Level::Into { dir, path, rel } => Ok(Entry {
                 dir: dir.as_fd(),
                 name: record_name,
                 path: join_display(path, record_name),
+                rel: join_rel(rel, record_name),
                 uses_record_name: true,
             }),
-            Level::Target { parent, leaf, path } => match parent {
+            Level::Target {
+                parent,
+                leaf,
+                path,
+                rel,
+            } => match parent {
                 Ok(dir) => Ok(Entry {
                     dir: dir.as_fd(),
                     name: leaf,
                     path: path.clone(),
+                    rel: rel.clone(),
                     uses_record_name: false,
                 }),
                 Err(errno) => Err(Error::os(path, *errno)),
@@ -114,12 +139,15 @@ impl Level {
 /// Runs a whole sink session on the given streams; returns the exit status.
 pub fn run<R: Read, W: Write>(
     target: &[u8],
+    scope: Scope,
     opts: SinkOptions,
     reader: RecordReader<R>,
     out: W,
     data: DataPath,
 ) -> i32 {
     let mut sink = Sink {
+        quota: Quota::new(opts.limits),
+        scope,
         opts,
         reader,
         out: ReplyWriter::new(out),
@@ -130,7 +158,9 @@ pub fn run<R: Read, W: Write>(
 }
 
 struct Sink<R, W> {
+    scope: Scope,
     opts: SinkOptions,
+    quota: Quota,
     reader: RecordReader<R>,
     out: ReplyWriter<W>,
     data: DataPath,
@@ -139,16 +169,16 @@ struct Sink<R, W> {
 
 impl<R: Read, W: Write> Sink<R, W> {
     fn session(&mut self, target: &[u8]) -> i32 {
-        if self.opts.target_must_be_dir
-            && let Err(e) = require_directory(target)
-        {
-            let _ = self.out.warn(&e);
-            return 1;
-        }
+        let level = match self.top_level(target) {
+            Ok(level) => level,
+            Err(e) => {
+                let _ = self.out.warn(&e);
+                return 1;
+            }
+        };
         if self.out.ok().is_err() {
             return 1;
         }
-        let level = top_level(target);
         match self.run_level(&level, 0) {
             Ok(_) if self.errors == 0 => 0,
             Ok(_) | Err(Stop::Silent) => 1,
@@ -226,12 +256,13 @@ impl<R: Read, W: Write> Sink<R, W> {
             Ok(entry) => entry,
             Err(e) => return self.skip(e),
         };
-        if entry.uses_record_name
-            && let Err(e) = check_storable_name(name, &entry.path)
-        {
+        if let Err(e) = self.check_entry(&entry, name) {
             return self.skip(e);
         }
-        let dest = match open_destination(&entry) {
+        if let Err(e) = self.quota.admit(&entry.path, size) {
+            return self.skip(e);
+        }
+        let dest = match self.open_destination(&entry) {
             Ok(dest) => dest,
             Err(e) => return self.skip(e),
         };
@@ -267,11 +298,30 @@ impl<R: Read, W: Write> Sink<R, W> {
             set_mode: self.opts.preserve || dest.is_new(),
             times,
             size,
+            no_overwrite: self.opts.no_overwrite,
+            fsync: self.opts.fsync,
         };
         match dest.finish(&finish, &entry.path) {
-            Ok(()) => self.reply_ok(),
+            Ok(()) => {
+                self.quota.record(size);
+                self.reply_ok()
+            }
             Err(e) => self.skip(e),
         }
+    }
+
+    /// Name and policy checks for an entry a record would create or write.
+    fn check_entry(&self, entry: &Entry<'_>, record_name: &[u8]) -> Result<(), Error> {
+        if entry.uses_record_name {
+            check_storable_name(record_name, &entry.path)?;
+        }
+        if let Some(pattern) = (self.opts.denied)(&normalize_rel(&entry.rel)) {
+            return Err(Error::Refused {
+                path: DisplayPath(entry.path.clone()),
+                why: Refusal::Denied { pattern },
+            });
+        }
+        Ok(())
     }
 
     /// Reads the sender's status after the data. `Err(Some(e))`: the sender
@@ -310,13 +360,11 @@ impl<R: Read, W: Write> Sink<R, W> {
             Ok(entry) => entry,
             Err(e) => return self.skip(e),
         };
-        if entry.uses_record_name
-            && let Err(e) = check_storable_name(name, &entry.path)
-        {
+        if let Err(e) = self.check_entry(&entry, name) {
             return self.skip(e);
         }
         let final_mode = self.final_dir_mode(mode);
-        let (dir, created) = match open_or_create_dir(&entry, final_mode) {
+        let (dir, created) = match self.open_or_create_dir(&entry, final_mode) {
             Ok(found) => found,
             Err(e) => return self.skip(e),
         };
@@ -329,6 +377,7 @@ impl<R: Read, W: Write> Sink<R, W> {
         let nested = Level::Into {
             dir,
             path: entry.path,
+            rel: entry.rel,
         };
         if let LevelEnd::EndOfStream = self.run_level(&nested, nested_depth)? {
             return Ok(());
@@ -372,6 +421,131 @@ impl<R: Read, W: Write> Sink<R, W> {
         mode & self.opts.mode_mask
     }
 
+    /// One look at the target decides, for the whole session, whether
+    /// records land inside it or replace it (as OpenSSH's one `stat()`,
+    /// S102). `-d` requires a directory. A target that leaves the root is
+    /// refused here, before the first `\0`.
+    fn top_level(&self, target: &[u8]) -> Result<Level, Error> {
+        let path = target.to_vec();
+        let rel = normalize_rel(target);
+        let refused = |e: ResolveError| e.into_error(target);
+        match self.scope.open_dir(target) {
+            Ok(dir) => return Ok(Level::Into { dir, path, rel }),
+            Err(e @ (ResolveError::Escapes { .. } | ResolveError::SymlinkRefused { .. })) => {
+                return Err(refused(e));
+            }
+            Err(ResolveError::Os(errno)) if self.opts.target_must_be_dir => {
+                return Err(Error::os(target, errno));
+            }
+            Err(_) => {}
+        }
+        let (parent, leaf) = split_parent(target);
+        let parent = match self.scope.open_dir(parent) {
+            Ok(fd) => Ok(fd),
+            Err(ResolveError::Os(errno)) => Err(errno),
+            Err(e) => return Err(refused(e)),
+        };
+        Ok(Level::Target {
+            parent,
+            leaf: leaf.to_vec(),
+            path,
+            rel,
+        })
+    }
+
+    /// Opens what a `C` record writes to. An existing regular file must be
+    /// openable for writing, exactly as OpenSSH requires, before it may be
+    /// replaced: a rename must not widen what the user could do (§h.4).
+    /// Confined sessions never write through a symlink (it is replaced) and
+    /// never write to anything but a regular file.
+    fn open_destination<'a>(&self, entry: &Entry<'a>) -> Result<Destination<'a>, Error> {
+        let (dir, name) = self
+            .scope
+            .upload_entry(entry.dir, entry.name)
+            .map_err(|e| Error::os(&entry.path, e))?;
+        let os_name = std::ffi::OsStr::from_bytes(&name);
+        let refuse = |why| Error::Refused {
+            path: DisplayPath(entry.path.clone()),
+            why,
+        };
+        if self.scope.is_confined() {
+            match fstatat(dir.as_fd(), os_name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(_) if self.opts.no_overwrite => return Err(refuse(Refusal::WouldOverwrite)),
+                Ok(st) if is_type(&st, SFlag::S_IFLNK) => {
+                    return new_atomic(dir, name, &entry.path);
+                }
+                Ok(st) if !is_type(&st, SFlag::S_IFREG) && !is_type(&st, SFlag::S_IFDIR) => {
+                    return Err(refuse(Refusal::NotRegularTarget));
+                }
+                _ => {}
+            }
+        }
+        let flags = OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let fd = match openat(dir.as_fd(), os_name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return new_atomic(dir, name, &entry.path),
+            // A running executable cannot be opened for writing, but it can
+            // be replaced, which is what an upload over it means.
+            Err(Errno::ETXTBSY) => return replace_busy_file(dir, name, &entry.path),
+            Err(Errno::ENXIO) => return Err(explain_enxio(dir.as_fd(), os_name, &entry.path)),
+            Err(errno) => return Err(Error::os(&entry.path, errno)),
+        };
+        let st = fstat(&fd).map_err(|e| Error::os(&entry.path, e))?;
+        if self.opts.no_overwrite {
+            return Err(refuse(Refusal::WouldOverwrite));
+        }
+        if !is_type(&st, SFlag::S_IFREG) {
+            if self.scope.is_confined() {
+                return Err(refuse(Refusal::NotRegularTarget));
+            }
+            // Devices and FIFOs are written in place; the FIFO was opened
+            // non-blocking so that a missing reader cannot hang us.
+            fcntl(&fd, FcntlArg::F_SETFL(OFlag::O_WRONLY))
+                .map_err(|e| Error::os(&entry.path, e))?;
+            return Ok(Destination::InPlace {
+                file: fd,
+                regular: false,
+                existing: st,
+            });
+        }
+        match create_temp_file(dir.as_fd()) {
+            Ok((file, temp_name)) => Ok(Destination::Atomic {
+                dir,
+                temp_name,
+                file,
+                final_name: name,
+                existing: Some(st),
+            }),
+            // The directory is not writable but the file is: write in place.
+            Err(Errno::EACCES | Errno::EPERM | Errno::EROFS) => Ok(Destination::InPlace {
+                file: fd,
+                regular: true,
+                existing: st,
+            }),
+            Err(errno) => Err(Error::os(&entry.path, errno)),
+        }
+    }
+
+    /// Opens the directory a `D` record names, creating it when it is
+    /// missing with its mode plus owner rwx (so that it can be filled; the
+    /// exact mode is set after its `E`), as OpenSSH does. Returns the
+    /// descriptor and whether it was created.
+    fn open_or_create_dir(&self, entry: &Entry<'_>, mode: u32) -> Result<(OwnedFd, bool), Error> {
+        match self.scope.open_subdir(entry.dir, entry.name, &entry.rel) {
+            Ok(fd) => return Ok((fd, false)),
+            Err(ResolveError::Os(Errno::ENOENT)) => {}
+            Err(e) => return Err(e.into_error(&entry.path)),
+        }
+        let name = std::ffi::OsStr::from_bytes(entry.name);
+        // A dangling symlink at the name makes mkdir fail, as in OpenSSH.
+        mkdirat(entry.dir, name, Mode::from_bits_truncate(mode | 0o700))
+            .map_err(|e| Error::os(&entry.path, e))?;
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd =
+            openat(entry.dir, name, flags, Mode::empty()).map_err(|e| Error::os(&entry.path, e))?;
+        Ok((fd, true))
+    }
+
     fn reply_ok(&mut self) -> Result<(), Stop> {
         self.out.ok().map_err(|_| Stop::Silent)
     }
@@ -380,30 +554,6 @@ impl<R: Read, W: Write> Sink<R, W> {
     fn skip(&mut self, e: Error) -> Result<(), Stop> {
         self.errors += 1;
         self.out.warn(&e).map_err(|_| Stop::Silent)
-    }
-}
-
-/// `-d`: the target must be a directory, checked before the first `\0`.
-fn require_directory(target: &[u8]) -> Result<(), Error> {
-    match nix::sys::stat::stat(std::ffi::OsStr::from_bytes(target)) {
-        Ok(st) if is_type(&st, SFlag::S_IFDIR) => Ok(()),
-        Ok(_) => Err(Error::os(target, Errno::ENOTDIR)),
-        Err(errno) => Err(Error::os(target, errno)),
-    }
-}
-
-/// One look at the target decides, for the whole session, whether records
-/// land inside it or replace it (as OpenSSH's one `stat()`, S102).
-fn top_level(target: &[u8]) -> Level {
-    let path = target.to_vec();
-    if let Ok(dir) = open_dir_path(target) {
-        return Level::Into { dir, path };
-    }
-    let (parent, leaf) = split_parent(target);
-    Level::Target {
-        parent: open_dir_path(parent),
-        leaf: leaf.to_vec(),
-        path,
     }
 }
 
@@ -441,6 +591,8 @@ struct Finish {
     set_mode: bool,
     times: Option<Times>,
     size: u64,
+    no_overwrite: bool,
+    fsync: bool,
 }
 
 impl Destination<'_> {
@@ -493,12 +645,30 @@ impl Destination<'_> {
                 if let Some(t) = finish.times {
                     note(&mut first_error, path, "set times", set_times(&file, t));
                 }
-                drop(file);
-                let from = std::ffi::OsStr::from_bytes(&temp_name);
-                let to = std::ffi::OsStr::from_bytes(&final_name);
-                if let Err(errno) = renameat(dir.as_fd(), from, dir.as_fd(), to) {
+                if finish.fsync
+                    && let Err(errno) = nix::unistd::fsync(&file)
+                {
                     remove_temp_file(dir.as_fd(), &temp_name);
-                    return Err(Error::os(path, errno));
+                    return Err(Error::os_step(path, "fsync", errno));
+                }
+                drop(file);
+                if let Err(e) = publish(
+                    dir.as_fd(),
+                    &temp_name,
+                    &final_name,
+                    finish.no_overwrite,
+                    path,
+                ) {
+                    remove_temp_file(dir.as_fd(), &temp_name);
+                    return Err(e);
+                }
+                if finish.fsync {
+                    note(
+                        &mut first_error,
+                        path,
+                        "fsync directory",
+                        fsync_dir(dir.as_fd()),
+                    );
                 }
                 first_error.map_or(Ok(()), Err)
             }
@@ -523,6 +693,42 @@ impl Destination<'_> {
             }
         }
     }
+}
+
+/// Renames the finished temporary file over its target: with
+/// `no_overwrite` the kernel refuses if anything exists there by then
+/// (`RENAME_NOREPLACE`), not an earlier check.
+fn publish(
+    dir: BorrowedFd<'_>,
+    temp: &[u8],
+    target: &[u8],
+    no_overwrite: bool,
+    path: &[u8],
+) -> Result<(), Error> {
+    if no_overwrite {
+        return rename_noreplace(dir, temp, target).map_err(|errno| match errno {
+            Errno::EEXIST => Error::Refused {
+                path: DisplayPath(path.to_vec()),
+                why: Refusal::WouldOverwrite,
+            },
+            errno => Error::os(path, errno),
+        });
+    }
+    let from = std::ffi::OsStr::from_bytes(temp);
+    let to = std::ffi::OsStr::from_bytes(target);
+    renameat(dir, from, dir, to).map_err(|e| Error::os(path, e))
+}
+
+/// fsync of a directory needs a descriptor opened for reading (ours may be
+/// `O_PATH`).
+fn fsync_dir(dir: BorrowedFd<'_>) -> nix::Result<()> {
+    let fd = openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    nix::unistd::fsync(&fd)
 }
 
 fn note(first: &mut Option<Error>, path: &[u8], step: &'static str, result: nix::Result<()>) {
@@ -552,61 +758,17 @@ fn keep_owner(file: &OwnedFd, old: &FileStat) {
     );
 }
 
-/// Opens what a `C` record writes to. An existing regular file must be
-/// openable for writing, exactly as OpenSSH requires, before it may be
-/// replaced: a rename must not widen what the user could do (§h.4).
-fn open_destination<'a>(entry: &Entry<'a>) -> Result<Destination<'a>, Error> {
-    let (dir, name) =
-        follow_final_symlinks(entry.dir, entry.name).map_err(|e| Error::os(&entry.path, e))?;
-    let os_name = std::ffi::OsStr::from_bytes(&name);
-    let flags = OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-    let existing = match openat(dir.as_fd(), os_name, flags, Mode::empty()) {
-        Ok(fd) => Some(fd),
-        Err(Errno::ENOENT) => None,
-        // A running executable cannot be opened for writing, but it can be
-        // replaced, which is what an upload over it means.
-        Err(Errno::ETXTBSY) => return replace_busy_file(dir, name, &entry.path),
-        Err(Errno::ENXIO) => return Err(explain_enxio(dir.as_fd(), os_name, &entry.path)),
-        Err(errno) => return Err(Error::os(&entry.path, errno)),
-    };
-    let Some(fd) = existing else {
-        let (file, temp_name) =
-            create_temp_file(dir.as_fd()).map_err(|e| Error::os(&entry.path, e))?;
-        return Ok(Destination::Atomic {
-            dir,
-            temp_name,
-            file,
-            final_name: name,
-            existing: None,
-        });
-    };
-    let st = fstat(&fd).map_err(|e| Error::os(&entry.path, e))?;
-    if !is_type(&st, SFlag::S_IFREG) {
-        // Devices and FIFOs are written in place; the FIFO was opened
-        // non-blocking so that a missing reader cannot hang us.
-        fcntl(&fd, FcntlArg::F_SETFL(OFlag::O_WRONLY)).map_err(|e| Error::os(&entry.path, e))?;
-        return Ok(Destination::InPlace {
-            file: fd,
-            regular: false,
-            existing: st,
-        });
-    }
-    match create_temp_file(dir.as_fd()) {
-        Ok((file, temp_name)) => Ok(Destination::Atomic {
-            dir,
-            temp_name,
-            file,
-            final_name: name,
-            existing: Some(st),
-        }),
-        // The directory is not writable but the file is: write in place.
-        Err(Errno::EACCES | Errno::EPERM | Errno::EROFS) => Ok(Destination::InPlace {
-            file: fd,
-            regular: true,
-            existing: st,
-        }),
-        Err(errno) => Err(Error::os(&entry.path, errno)),
-    }
+/// A new temporary file for an entry that does not exist yet (or is a
+/// symlink the upload replaces).
+fn new_atomic<'a>(dir: DirFd<'a>, name: Vec<u8>, path: &[u8]) -> Result<Destination<'a>, Error> {
+    let (file, temp_name) = create_temp_file(dir.as_fd()).map_err(|e| Error::os(path, e))?;
+    Ok(Destination::Atomic {
+        dir,
+        temp_name,
+        file,
+        final_name: name,
+        existing: None,
+    })
 }
 
 fn replace_busy_file<'a>(
@@ -638,28 +800,4 @@ fn explain_enxio(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, path: &[u8]) -> Er
         },
         _ => Error::os(path, Errno::ENXIO),
     }
-}
-
-/// Opens the directory a `D` record names, creating it when it is missing
-/// with its mode plus owner rwx (so that it can be filled; the exact mode is
-/// set after its `E`), as OpenSSH does. Returns the descriptor and whether
-/// it was created.
-fn open_or_create_dir(entry: &Entry<'_>, mode: u32) -> Result<(OwnedFd, bool), Error> {
-    match open_subdir(entry.dir, entry.name) {
-        Ok(fd) => return Ok((fd, false)),
-        Err(Errno::ENOENT) => {}
-        Err(errno) => return Err(Error::os(&entry.path, errno)),
-    }
-    let name = std::ffi::OsStr::from_bytes(entry.name);
-    // A dangling symlink at the name makes mkdir fail, as in OpenSSH.
-    mkdirat(entry.dir, name, Mode::from_bits_truncate(mode | 0o700))
-        .map_err(|e| Error::os(&entry.path, e))?;
-    let fd = openat(
-        entry.dir,
-        name,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::os(&entry.path, e))?;
-    Ok((fd, true))
 }
