@@ -430,6 +430,8 @@ pub struct Root {
     fd: OwnedFd,
     backend: Backend,
     no_symlinks: bool,
+    /// The root directory's own name, sent for `-r -f` of the root itself.
+    name: Vec<u8>,
 }
 
 impl Root {
@@ -441,15 +443,22 @@ impl Root {
         no_symlinks: bool,
     ) -> Result<Root, Errno> {
         let fd = open_dir_path(path.as_os_str().as_bytes())?;
+        let real = std::fs::canonicalize(path).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+        let name = real.file_name().map_or_else(|| b"/".to_vec(), |n| n.as_bytes().to_vec());
         Ok(Root {
             fd,
             backend,
             no_symlinks,
+            name,
         })
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+
+    pub fn name(&self) -> &[u8] {
+        &self.name
     }
 
     pub fn backend(&self) -> Backend {

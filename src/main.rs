@@ -79,9 +79,11 @@ fn run_source(flags: ScpFlags) -> i32 {
         recursive: flags.recursive,
         preserve: flags.preserve,
         verbose: flags.verbose,
+        limits: limits::Limits::default(),
     };
     let reader = RecordReader::new(RawStdin, MAX_RECORD_LINE);
-    source::run(&flags.operands, opts, reader, RawStdout, data_path(&flags))
+    let scope = confine::Scope::Unconfined;
+    source::run(&flags.operands, scope, opts, reader, RawStdout, data_path(&flags))
 }
 
 fn data_path(flags: &ScpFlags) -> DataPath {

@@ -14,7 +14,8 @@ use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 
-use crate::confine::{join_display, split_parent};
+use crate::confine::{ResolveError, Root, Scope, join_display, join_rel, normalize_rel, split_parent};
+use crate::limits::{Limits, Quota};
 use crate::error::{DisplayPath, Error};
 use crate::protocol::{RecordReader, ReplyWriter, Status, encode_dir, encode_file, encode_times};
 use crate::transfer::DataPath;
@@ -26,6 +27,7 @@ pub struct SourceOptions {
     pub recursive: bool,
     pub preserve: bool,
     pub verbose: bool,
+    pub limits: Limits,
 }
 
 /// The peer refused to go on, or is gone: exit 1.
@@ -34,12 +36,15 @@ struct PeerStopped;
 /// Runs a whole source session; returns the exit status.
 pub fn run<R: Read, W: Write>(
     paths: &[Vec<u8>],
+    scope: Scope,
     opts: SourceOptions,
     reader: RecordReader<R>,
     out: W,
     data: DataPath,
 ) -> i32 {
     let mut source = Source {
+        scope,
+        quota: Quota::new(opts.limits),
         opts,
         reader,
         out: ReplyWriter::new(out),
@@ -53,6 +58,8 @@ pub fn run<R: Read, W: Write>(
 }
 
 struct Source<R, W> {
+    scope: Scope,
+    quota: Quota,
     opts: SourceOptions,
     reader: RecordReader<R>,
     out: ReplyWriter<W>,
@@ -77,22 +84,18 @@ impl<R: Read, W: Write> Source<R, W> {
     }
 
     fn send_path(&mut self, path: &[u8]) -> Result<(), PeerStopped> {
-        let os_path = std::ffi::OsStr::from_bytes(path);
-        let st = match fstatat(AT_FDCWD, os_path, AtFlags::empty()) {
+        let st = match self.stat_path(path) {
             Ok(st) => st,
-            Err(errno) => return self.warn(Error::os(path, errno)),
+            Err(e) => return self.warn(e),
         };
         if is_dir(&st) && self.opts.recursive {
-            let name = match directory_name(path) {
-                Some(name) => name,
-                None => {
-                    return self.warn(Error::NoNameToSend {
-                        path: DisplayPath(path.to_vec()),
-                    });
-                }
+            let Some(name) = self.directory_name(path) else {
+                return self.warn(Error::NoNameToSend {
+                    path: DisplayPath(path.to_vec()),
+                });
             };
-            return match open_checked(AT_FDCWD, path, &st, path) {
-                Ok(dir) => self.send_dir(dir, &name, path, &mut Vec::new()),
+            return match self.open_path(path, &st) {
+                Ok(dir) => self.send_dir(dir, &name, path, &normalize_rel(path), &mut Vec::new()),
                 Err(e) => self.warn(e),
             };
         }
@@ -102,9 +105,50 @@ impl<R: Read, W: Write> Source<R, W> {
             });
         }
         let (_, name) = split_parent(path);
-        match open_checked(AT_FDCWD, path, &st, path) {
+        match self.open_path(path, &st) {
             Ok(file) => self.send_file(file, name, path),
             Err(e) => self.warn(e),
+        }
+    }
+
+    /// The status of a path the client asked for, following symlinks (only
+    /// while inside the root, when confined). Nothing is opened for reading.
+    fn stat_path(&self, path: &[u8]) -> Result<FileStat, Error> {
+        match &self.scope {
+            Scope::Unconfined => {
+                fstatat(AT_FDCWD, std::ffi::OsStr::from_bytes(path), AtFlags::empty())
+                    .map_err(|e| Error::os(path, e))
+            }
+            Scope::Confined(root) => {
+                let fd = root
+                    .open_beneath(path, OFlag::O_PATH, true)
+                    .map_err(|e| e.into_error(path))?;
+                fstat(&fd).map_err(|e| Error::os(path, e))
+            }
+        }
+    }
+
+    /// Opens a path already known to be a regular file or directory.
+    fn open_path(&self, path: &[u8], expected: &FileStat) -> Result<Opened, Error> {
+        match &self.scope {
+            Scope::Unconfined => open_checked(AT_FDCWD, path, expected, path, false),
+            Scope::Confined(root) => open_beneath_checked(root, path, expected, path),
+        }
+    }
+
+    /// The name a directory is sent under: its own basename, also for paths
+    /// like `.` or `x/..` that OpenSSH would send literally and that clients
+    /// reject (§h.12); the root's own name for the root itself. `None` for
+    /// `/` unconfined, which has no name.
+    fn directory_name(&self, path: &[u8]) -> Option<Vec<u8>> {
+        match &self.scope {
+            Scope::Confined(root) if normalize_rel(path).is_empty() => Some(root.name().to_vec()),
+            Scope::Confined(_) => {
+                let rel = normalize_rel(path);
+                let (_, last) = split_parent(&rel);
+                Some(last.to_vec())
+            }
+            Scope::Unconfined => directory_name(path),
         }
     }
 
@@ -116,6 +160,9 @@ impl<R: Read, W: Write> Source<R, W> {
             return Ok(());
         }
         let size = u64::try_from(file.st.st_size).unwrap_or(0);
+        if let Err(e) = self.quota.admit(path, size) {
+            return self.warn(e);
+        }
         let record = encode_file(file.st.st_mode, size, &wire_name);
         if !self.send_record(&record)? {
             return Ok(());
@@ -125,7 +172,10 @@ impl<R: Read, W: Write> Source<R, W> {
             .send(file.fd.as_fd(), size, self.out.inner_mut())
             .map_err(|_| PeerStopped)?;
         match shortfall {
-            None => self.out.ok().map_err(|_| PeerStopped)?,
+            None => {
+                self.quota.record(size);
+                self.out.ok().map_err(|_| PeerStopped)?;
+            }
             Some(short) => {
                 let e = match short.errno {
                     Some(errno) => Error::os(path, errno),
@@ -147,6 +197,7 @@ impl<R: Read, W: Write> Source<R, W> {
         dir: Opened,
         name: &[u8],
         path: &[u8],
+        rel: &[u8],
         ancestors: &mut Vec<(u64, u64)>,
     ) -> Result<(), PeerStopped> {
         let id = (dir.st.st_dev, dir.st.st_ino);
@@ -170,7 +221,7 @@ impl<R: Read, W: Write> Source<R, W> {
         }
         ancestors.push(id);
         for entry in &entries {
-            self.send_entry(dir.fd.as_fd(), entry, path, ancestors)?;
+            self.send_entry(dir.fd.as_fd(), entry, path, rel, ancestors)?;
         }
         ancestors.pop();
         self.send_record(b"E\n")?;
@@ -182,32 +233,58 @@ impl<R: Read, W: Write> Source<R, W> {
         dir: BorrowedFd<'_>,
         name: &[u8],
         dir_path: &[u8],
+        dir_rel: &[u8],
         ancestors: &mut Vec<(u64, u64)>,
     ) -> Result<(), PeerStopped> {
         let path = join_display(dir_path, name);
         if path.len() >= PATH_MAX {
             return self.warn(Error::os(&path, Errno::ENAMETOOLONG));
         }
-        // Symlinks are followed, as OpenSSH follows them; cycles are caught
-        // by the ancestor check.
-        let st = match fstatat(dir, std::ffi::OsStr::from_bytes(name), AtFlags::empty()) {
-            Ok(st) => st,
-            Err(errno) => return self.warn(Error::os(&path, errno)),
-        };
-        if !is_dir(&st) && !is_regular(&st) {
-            return self.warn(Error::NotRegularFile {
-                path: DisplayPath(path),
-            });
-        }
-        let opened = match open_checked(dir, name, &st, &path) {
-            Ok(opened) => opened,
+        let rel = join_rel(dir_rel, name);
+        let opened = match self.open_entry(dir, name, &rel, &path) {
+            Ok(Some(opened)) => opened,
+            Ok(None) => {
+                return self.warn(Error::NotRegularFile {
+                    path: DisplayPath(path),
+                });
+            }
             Err(e) => return self.warn(e),
         };
-        if is_dir(&st) {
-            self.send_dir(opened, name, &path, ancestors)
+        if is_dir(&opened.st) {
+            self.send_dir(opened, name, &path, &rel, ancestors)
         } else {
             self.send_file(opened, name, &path)
         }
+    }
+
+    /// Opens entry `name` of `dir` if it is a regular file or a directory
+    /// (`None`: something else, never opened). Symlinks are followed as
+    /// OpenSSH follows them when unconfined (cycles are caught by the
+    /// ancestor check), and only while they stay inside the root when
+    /// confined.
+    fn open_entry(&self, dir: BorrowedFd<'_>, name: &[u8], rel: &[u8], path: &[u8]) -> Result<Option<Opened>, Error> {
+        let os_name = std::ffi::OsStr::from_bytes(name);
+        let follow = match self.scope {
+            Scope::Unconfined => AtFlags::empty(),
+            Scope::Confined(_) => AtFlags::AT_SYMLINK_NOFOLLOW,
+        };
+        let st = fstatat(dir, os_name, follow).map_err(|e| Error::os(path, e))?;
+        if let Scope::Confined(root) = &self.scope
+            && file_type(&st) == SFlag::S_IFLNK
+        {
+            let target = root
+                .open_beneath(rel, OFlag::O_PATH, true)
+                .map_err(|e| e.into_error(path))?;
+            let st = fstat(&target).map_err(|e| Error::os(path, e))?;
+            if !is_dir(&st) && !is_regular(&st) {
+                return Ok(None);
+            }
+            return open_beneath_checked(root, rel, &st, path).map(Some);
+        }
+        if !is_dir(&st) && !is_regular(&st) {
+            return Ok(None);
+        }
+        open_checked(dir, name, &st, path, self.scope.is_confined()).map(Some)
     }
 
     /// The name as it goes on the wire: a newline is encoded as `\^J`, as
@@ -303,25 +380,32 @@ fn is_regular(st: &FileStat) -> bool {
 /// Opens an entry already known (by `fstatat`) to be a regular file or a
 /// directory, and checks that the descriptor is that same object: an entry
 /// swapped between the two calls is skipped, never sent. `O_NONBLOCK` keeps
-/// a FIFO swapped in from hanging the open.
-fn open_checked(
-    dir: BorrowedFd<'_>,
-    name: &[u8],
-    expected: &FileStat,
-    path: &[u8],
-) -> Result<Opened, Error> {
-    let kind = if is_dir(expected) {
-        OFlag::O_DIRECTORY
-    } else {
-        OFlag::O_NONBLOCK
-    };
-    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | kind;
-    let fd = openat(dir, std::ffi::OsStr::from_bytes(name), flags, Mode::empty())
-        .map_err(|e| Error::os(path, e))?;
+/// a FIFO swapped in from hanging the open; `nofollow` keeps a symlink
+/// swapped in from being followed (confined sessions).
+fn open_checked(dir: BorrowedFd<'_>, name: &[u8], expected: &FileStat, path: &[u8], nofollow: bool) -> Result<Opened, Error> {
+    let kind = if is_dir(expected) { OFlag::O_DIRECTORY } else { OFlag::O_NONBLOCK };
+    let mut flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | kind;
+    if nofollow {
+        flags |= OFlag::O_NOFOLLOW;
+    }
+    let fd = openat(dir, std::ffi::OsStr::from_bytes(name), flags, Mode::empty()).map_err(|e| Error::os(path, e))?;
+    verify_same(fd, expected, path)
+}
+
+/// Confined counterpart of `open_checked`: opens `rel` beneath the root,
+/// following symlinks only while inside, and checks the object is the one
+/// looked at.
+fn open_beneath_checked(root: &Root, rel: &[u8], expected: &FileStat, path: &[u8]) -> Result<Opened, Error> {
+    let kind = if is_dir(expected) { OFlag::O_DIRECTORY } else { OFlag::O_NONBLOCK };
+    let fd = root
+        .open_beneath(rel, OFlag::O_RDONLY | kind, true)
+        .map_err(|e: ResolveError| e.into_error(path))?;
+    verify_same(fd, expected, path)
+}
+
+fn verify_same(fd: OwnedFd, expected: &FileStat, path: &[u8]) -> Result<Opened, Error> {
     let st = fstat(&fd).map_err(|e| Error::os(path, e))?;
-    if (st.st_dev, st.st_ino) != (expected.st_dev, expected.st_ino)
-        || file_type(&st) != file_type(expected)
-    {
+    if (st.st_dev, st.st_ino) != (expected.st_dev, expected.st_ino) || file_type(&st) != file_type(expected) {
         return Err(Error::ChangedWhileOpening {
             path: DisplayPath(path.to_vec()),
         });
