@@ -28,6 +28,20 @@ pub struct AdminArgs {
     /// [default: /usr/bin/scp.openssh; env: SCP_SERVER_OPENSSH_CLIENT]
     #[arg(long, value_name = "PATH")]
     pub openssh_client: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub policy: crate::policy::PolicyArgs,
+
+    /// How paths are resolved beneath the root: openat2 (the default where
+    /// the kernel has it) or the portable O_NOFOLLOW walk. For tests.
+    #[arg(long, hide = true, value_enum)]
+    pub resolver: Option<ResolverChoice>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResolverChoice {
+    Openat2,
+    Walk,
 }
 
 /// The scp flags of OpenSSH's option string, as they apply in remote mode.

@@ -380,6 +380,20 @@ pub enum Backend {
     Walk,
 }
 
+impl Backend {
+    /// openat2 where the kernel has it (Linux ≥ 5.6), else the walk.
+    pub fn best_available() -> Backend {
+        use nix::fcntl::{OpenHow, ResolveFlag, openat2};
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_BENEATH);
+        match openat2(AT_FDCWD, ".", how) {
+            Err(Errno::ENOSYS) => Backend::Walk,
+            _ => Backend::Openat2,
+        }
+    }
+}
+
 /// Why a path beneath the root could not be resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResolveError {
@@ -443,8 +457,11 @@ impl Root {
         no_symlinks: bool,
     ) -> Result<Root, Errno> {
         let fd = open_dir_path(path.as_os_str().as_bytes())?;
-        let real = std::fs::canonicalize(path).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
-        let name = real.file_name().map_or_else(|| b"/".to_vec(), |n| n.as_bytes().to_vec());
+        let real = std::fs::canonicalize(path)
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+        let name = real
+            .file_name()
+            .map_or_else(|| b"/".to_vec(), |n| n.as_bytes().to_vec());
         Ok(Root {
             fd,
             backend,
@@ -459,14 +476,6 @@ impl Root {
 
     pub fn name(&self) -> &[u8] {
         &self.name
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
-    pub fn no_symlinks(&self) -> bool {
-        self.no_symlinks
     }
 
     /// Opens `rel` beneath the root with `flags`. With `follow_final` false

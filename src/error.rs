@@ -115,9 +115,6 @@ pub enum Error {
         path: DisplayPath,
         why: Refusal,
     },
-    /// A whole direction is closed for this account (`--read-only`,
-    /// `--write-only`), or the configuration could not be read.
-    NotAllowed(String),
     PathEscapes {
         path: DisplayPath,
     },
@@ -223,7 +220,6 @@ impl fmt::Display for Error {
                 write!(f, "{path}: changed while being opened; skipped")
             }
             Error::Refused { path, why } => write!(f, "{path}: refused: {why}"),
-            Error::NotAllowed(why) => f.write_str(why),
             Error::PathEscapes { path } => {
                 write!(
                     f,

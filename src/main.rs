@@ -8,7 +8,9 @@ mod cli;
 mod confine;
 mod error;
 mod limits;
+mod policy;
 mod protocol;
+mod sandbox;
 mod sink;
 mod source;
 mod transfer;
@@ -22,12 +24,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{AdminArgs, FlagError, ScpFlags};
+use cli::{AdminArgs, FlagError, ResolverChoice, ScpFlags};
+use policy::Policy;
 use protocol::{MAX_RECORD_LINE, RecordReader};
 use transfer::{DataPath, RawStdin, RawStdout, Throttle};
-
-/// Directory levels a sink accepts below its target (DESIGN.md default).
-const DEFAULT_MAX_DEPTH: usize = 256;
 
 const USAGE: &str = "usage: scp-server [-prdv] -t TARGET        (receive; run by sshd as `scp -t`)\n       scp-server [-prv] -f PATH...       (send; run by sshd as `scp -f`)\n       scp-server --help";
 
@@ -44,46 +44,158 @@ fn main() -> ExitCode {
 }
 
 fn run(admin: &AdminArgs, flags: ScpFlags, scp_words: &[OsString]) -> i32 {
+    let restricted = policy::any_restriction_flag(&admin.policy);
     match (flags.sink, flags.source) {
         (true, true) => refuse_in_protocol("-t and -f cannot be used together"),
+        (false, false) if restricted => {
+            refuse_on_stderr("this account may only transfer files with scp")
+        }
         (false, false) => run_openssh_client(admin, scp_words),
-        (true, false) => run_sink(flags),
-        (false, true) => run_source(flags),
+        (true, false) => run_sink(admin, flags, restricted),
+        (false, true) => run_source(admin, flags, restricted),
     }
 }
 
-fn run_sink(flags: ScpFlags) -> i32 {
+/// What the session may do and where: the policy (defaults, config file,
+/// per-user and per-group sections, flags) and the confinement it implies.
+struct Session {
+    policy: Policy,
+    scope: confine::Scope,
+}
+
+/// Resolves the policy and, when the session is confined, opens the root
+/// and locks the process to it (Landlock, no_new_privs) before a single
+/// record is read. A session is confined when it is restricted (DESIGN.md:
+/// restricted mode is always confined) or when the policy names a root.
+fn open_session(
+    admin: &AdminArgs,
+    restricted: bool,
+    access: sandbox::Access,
+) -> Result<Session, String> {
+    let policy = Policy::load(&admin.policy, &policy::Identity::current());
+    if let Some(e) = &policy.config_error {
+        return Err(e.clone());
+    }
+    if !restricted && policy.root.is_none() {
+        return Ok(Session {
+            policy,
+            scope: confine::Scope::Unconfined,
+        });
+    }
+    let root_path = policy
+        .root
+        .clone()
+        .or_else(|| std::env::var_os("HOME").map(PathBuf::from))
+        .ok_or(
+            "no root directory for this account: set --root or root in the configuration file",
+        )?;
+    let backend = match admin.resolver {
+        Some(ResolverChoice::Openat2) => confine::Backend::Openat2,
+        Some(ResolverChoice::Walk) => confine::Backend::Walk,
+        None => confine::Backend::best_available(),
+    };
+    let root = confine::Root::open(&root_path, backend, policy.no_symlinks)
+        .map_err(|e| format!("{}: {}", root_path.display(), e.desc()))?;
+    let report = sandbox::confine_process(root.fd(), access);
+    if admin_flags_verbose() {
+        eprintln!("scp-server: {}", report.summary());
+    }
+    Ok(Session {
+        policy,
+        scope: confine::Scope::Confined(root),
+    })
+}
+
+fn run_sink(admin: &AdminArgs, flags: ScpFlags, restricted: bool) -> i32 {
     let [target] = flags.operands.as_slice() else {
         return refuse_in_protocol("ambiguous target");
     };
+    let Session { policy, scope } =
+        match open_session(admin, restricted, sandbox::Access::ReadWrite) {
+            Ok(session) => session,
+            Err(why) => return refuse_in_protocol(&why),
+        };
+    if let Some(why) = policy.upload_refusal() {
+        return refuse_in_protocol(&why);
+    }
     let opts = sink::SinkOptions {
         recursive: flags.recursive,
         preserve: flags.preserve,
         target_must_be_dir: flags.target_must_be_dir,
         verbose: flags.verbose,
-        umask: inherited_umask(),
-        mode_mask: 0o777,
-        max_depth: DEFAULT_MAX_DEPTH,
-        no_overwrite: false,
-        fsync: false,
-        limits: limits::Limits::default(),
-        denied: Box::new(|_| None),
+        umask: effective_umask(&policy, flags.preserve),
+        mode_mask: if policy.allow_setid { 0o7777 } else { 0o777 },
+        max_depth: policy.max_depth,
+        no_overwrite: policy.no_overwrite,
+        fsync: policy.fsync,
+        limits: limits_of(&policy),
+        denied: deny_check(&policy, &scope),
     };
     let reader = RecordReader::new(RawStdin, MAX_RECORD_LINE);
-    let scope = confine::Scope::Unconfined;
     sink::run(target, scope, opts, reader, RawStdout, data_path(&flags))
 }
 
-fn run_source(flags: ScpFlags) -> i32 {
+fn run_source(admin: &AdminArgs, flags: ScpFlags, restricted: bool) -> i32 {
+    let Session { policy, scope } = match open_session(admin, restricted, sandbox::Access::ReadOnly)
+    {
+        Ok(session) => session,
+        Err(why) => return refuse_in_protocol(&why),
+    };
+    if let Some(why) = policy.download_refusal() {
+        return refuse_in_protocol(&why);
+    }
     let opts = source::SourceOptions {
         recursive: flags.recursive,
         preserve: flags.preserve,
         verbose: flags.verbose,
-        limits: limits::Limits::default(),
+        limits: limits_of(&policy),
     };
     let reader = RecordReader::new(RawStdin, MAX_RECORD_LINE);
-    let scope = confine::Scope::Unconfined;
-    source::run(&flags.operands, scope, opts, reader, RawStdout, data_path(&flags))
+    source::run(
+        &flags.operands,
+        scope,
+        opts,
+        reader,
+        RawStdout,
+        data_path(&flags),
+    )
+}
+
+/// The umask applied to received modes: an explicit policy umask always;
+/// the inherited one only without `-p` (as OpenSSH, which sets it to 0
+/// for `-p`; we never change the process umask).
+fn effective_umask(policy: &Policy, preserve: bool) -> u32 {
+    match policy.umask {
+        Some(explicit) => explicit,
+        None if preserve => 0,
+        None => inherited_umask(),
+    }
+}
+
+fn limits_of(policy: &Policy) -> limits::Limits {
+    limits::Limits {
+        max_file_size: policy.max_file_size,
+        max_total_bytes: policy.max_total_bytes,
+        max_files: policy.max_files,
+    }
+}
+
+/// Deny patterns guard what a confined account may write; unconfined
+/// sessions are the user's own shell-equivalent and get none.
+fn deny_check(policy: &Policy, scope: &confine::Scope) -> sink::DenyCheck {
+    if !scope.is_confined() {
+        return Box::new(|_| None);
+    }
+    let policy = policy.clone();
+    Box::new(move |rel| policy.denied(rel).map(str::to_owned))
+}
+
+/// `-v` anywhere among the scp flags: set-up notes go to stderr too.
+fn admin_flags_verbose() -> bool {
+    std::env::args_os().any(|a| {
+        let a = a.as_encoded_bytes();
+        a.len() > 1 && a[0] == b'-' && a[1] != b'-' && a.contains(&b'v')
+    })
 }
 
 fn data_path(flags: &ScpFlags) -> DataPath {
@@ -98,6 +210,12 @@ fn inherited_umask() -> u32 {
     let old = umask(Mode::from_bits_truncate(0o077));
     umask(old);
     old.bits()
+}
+
+/// A refusal of something that is not an scp transfer: one line on stderr.
+fn refuse_on_stderr(message: &str) -> i32 {
+    eprintln!("scp-server: {message}");
+    1
 }
 
 /// A refusal the client must see: one `\x01` line on the protocol stream.

@@ -27,6 +27,10 @@ use crate::protocol::{
 };
 use crate::transfer::{DataPath, Incomplete};
 
+/// The policy's deny patterns as a question: which pattern, if any, does
+/// this normalised path beneath the root match?
+pub type DenyCheck = Box<dyn Fn(&[u8]) -> Option<String>>;
+
 /// What the invocation asks of the sink.
 pub struct SinkOptions {
     pub recursive: bool,
@@ -47,7 +51,7 @@ pub struct SinkOptions {
     pub limits: Limits,
     /// The policy's deny patterns: the pattern a path beneath the root
     /// matches, if any.
-    pub denied: Box<dyn Fn(&[u8]) -> Option<String>>,
+    pub denied: DenyCheck,
 }
 
 /// Why a session stopped early.

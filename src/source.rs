@@ -14,9 +14,11 @@ use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 
-use crate::confine::{ResolveError, Root, Scope, join_display, join_rel, normalize_rel, split_parent};
-use crate::limits::{Limits, Quota};
+use crate::confine::{
+    ResolveError, Root, Scope, join_display, join_rel, normalize_rel, split_parent,
+};
 use crate::error::{DisplayPath, Error};
+use crate::limits::{Limits, Quota};
 use crate::protocol::{RecordReader, ReplyWriter, Status, encode_dir, encode_file, encode_times};
 use crate::transfer::DataPath;
 
@@ -115,10 +117,12 @@ impl<R: Read, W: Write> Source<R, W> {
     /// while inside the root, when confined). Nothing is opened for reading.
     fn stat_path(&self, path: &[u8]) -> Result<FileStat, Error> {
         match &self.scope {
-            Scope::Unconfined => {
-                fstatat(AT_FDCWD, std::ffi::OsStr::from_bytes(path), AtFlags::empty())
-                    .map_err(|e| Error::os(path, e))
-            }
+            Scope::Unconfined => fstatat(
+                AT_FDCWD,
+                std::ffi::OsStr::from_bytes(path),
+                AtFlags::empty(),
+            )
+            .map_err(|e| Error::os(path, e)),
             Scope::Confined(root) => {
                 let fd = root
                     .open_beneath(path, OFlag::O_PATH, true)
@@ -262,7 +266,13 @@ impl<R: Read, W: Write> Source<R, W> {
     /// OpenSSH follows them when unconfined (cycles are caught by the
     /// ancestor check), and only while they stay inside the root when
     /// confined.
-    fn open_entry(&self, dir: BorrowedFd<'_>, name: &[u8], rel: &[u8], path: &[u8]) -> Result<Option<Opened>, Error> {
+    fn open_entry(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        rel: &[u8],
+        path: &[u8],
+    ) -> Result<Option<Opened>, Error> {
         let os_name = std::ffi::OsStr::from_bytes(name);
         let follow = match self.scope {
             Scope::Unconfined => AtFlags::empty(),
@@ -382,21 +392,41 @@ fn is_regular(st: &FileStat) -> bool {
 /// swapped between the two calls is skipped, never sent. `O_NONBLOCK` keeps
 /// a FIFO swapped in from hanging the open; `nofollow` keeps a symlink
 /// swapped in from being followed (confined sessions).
-fn open_checked(dir: BorrowedFd<'_>, name: &[u8], expected: &FileStat, path: &[u8], nofollow: bool) -> Result<Opened, Error> {
-    let kind = if is_dir(expected) { OFlag::O_DIRECTORY } else { OFlag::O_NONBLOCK };
+fn open_checked(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    expected: &FileStat,
+    path: &[u8],
+    nofollow: bool,
+) -> Result<Opened, Error> {
+    let kind = if is_dir(expected) {
+        OFlag::O_DIRECTORY
+    } else {
+        OFlag::O_NONBLOCK
+    };
     let mut flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | kind;
     if nofollow {
         flags |= OFlag::O_NOFOLLOW;
     }
-    let fd = openat(dir, std::ffi::OsStr::from_bytes(name), flags, Mode::empty()).map_err(|e| Error::os(path, e))?;
+    let fd = openat(dir, std::ffi::OsStr::from_bytes(name), flags, Mode::empty())
+        .map_err(|e| Error::os(path, e))?;
     verify_same(fd, expected, path)
 }
 
 /// Confined counterpart of `open_checked`: opens `rel` beneath the root,
 /// following symlinks only while inside, and checks the object is the one
 /// looked at.
-fn open_beneath_checked(root: &Root, rel: &[u8], expected: &FileStat, path: &[u8]) -> Result<Opened, Error> {
-    let kind = if is_dir(expected) { OFlag::O_DIRECTORY } else { OFlag::O_NONBLOCK };
+fn open_beneath_checked(
+    root: &Root,
+    rel: &[u8],
+    expected: &FileStat,
+    path: &[u8],
+) -> Result<Opened, Error> {
+    let kind = if is_dir(expected) {
+        OFlag::O_DIRECTORY
+    } else {
+        OFlag::O_NONBLOCK
+    };
     let fd = root
         .open_beneath(rel, OFlag::O_RDONLY | kind, true)
         .map_err(|e: ResolveError| e.into_error(path))?;
@@ -405,7 +435,9 @@ fn open_beneath_checked(root: &Root, rel: &[u8], expected: &FileStat, path: &[u8
 
 fn verify_same(fd: OwnedFd, expected: &FileStat, path: &[u8]) -> Result<Opened, Error> {
     let st = fstat(&fd).map_err(|e| Error::os(path, e))?;
-    if (st.st_dev, st.st_ino) != (expected.st_dev, expected.st_ino) || file_type(&st) != file_type(expected) {
+    if (st.st_dev, st.st_ino) != (expected.st_dev, expected.st_ino)
+        || file_type(&st) != file_type(expected)
+    {
         return Err(Error::ChangedWhileOpening {
             path: DisplayPath(path.to_vec()),
         });
