@@ -20,3 +20,9 @@ if [ ${#need_packages[@]} -gt 0 ]; then
 fi
 
 cargo test --locked "$@"
+
+# Defence in depth: the same binary with its path checks switched off by a
+# test-only feature, to show Landlock alone stops an escape. Its own target
+# directory keeps it from replacing the normal test binary.
+CARGO_TARGET_DIR=target/landlock-wall \
+    cargo test --locked --features unchecked-paths-for-landlock-test --test landlock_wall

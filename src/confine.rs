@@ -488,6 +488,9 @@ impl Root {
         follow_final: bool,
     ) -> Result<OwnedFd, ResolveError> {
         let rel = relative_to_root(rel);
+        #[cfg(feature = "unchecked-paths-for-landlock-test")]
+        return self.open_unchecked(&rel, flags, follow_final);
+        #[cfg_attr(feature = "unchecked-paths-for-landlock-test", allow(unreachable_code))]
         let result = match self.backend {
             Backend::Openat2 => self.open_openat2(&rel, flags, follow_final),
             Backend::Walk => self.open_walk(&rel, flags, follow_final),
@@ -502,6 +505,28 @@ impl Root {
             }
             other => other,
         }
+    }
+
+    /// The path checks switched off, so that a test can show that Landlock
+    /// alone still stops an escape (tests/landlock_wall.rs). Never in a
+    /// release build: see the compile_error! in main.rs.
+    #[cfg(feature = "unchecked-paths-for-landlock-test")]
+    fn open_unchecked(
+        &self,
+        rel: &[u8],
+        flags: OFlag,
+        follow_final: bool,
+    ) -> Result<OwnedFd, ResolveError> {
+        let mut flags = flags | OFlag::O_CLOEXEC;
+        if !follow_final {
+            flags |= OFlag::O_NOFOLLOW;
+        }
+        Ok(openat(
+            self.fd.as_fd(),
+            std::ffi::OsStr::from_bytes(rel),
+            flags,
+            Mode::empty(),
+        )?)
     }
 
     /// Re-resolves with the walk after openat2 refused, to say why.

@@ -4,6 +4,12 @@
 //! OpenSSH client for a person typing `scp`), run it, map the outcome to an
 //! exit status (0 or 1 as OpenSSH; 255 for its fatal invocation errors).
 
+// The feature that switches path checks off exists for one test only.
+#[cfg(all(feature = "unchecked-paths-for-landlock-test", not(debug_assertions)))]
+compile_error!(
+    "unchecked-paths-for-landlock-test is a test-only feature; never build a release with it"
+);
+
 mod cli;
 mod confine;
 mod error;
