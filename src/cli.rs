@@ -22,7 +22,12 @@ pub const DEFAULT_OPENSSH_CLIENT: &str = "/usr/bin/scp.openssh";
 /// Installed as /usr/bin/scp it serves scp sessions; run by a person without
 /// -t/-f, it hands the command line to the OpenSSH scp client.
 #[derive(Parser, Debug, Default)]
-#[command(name = "scp-server", version, disable_help_subcommand = true)]
+#[command(
+    name = "scp-server",
+    version,
+    disable_help_subcommand = true,
+    override_usage = "scp-server [OPTIONS] [-prdv] -t TARGET      (receive; what sshd runs as `scp -t`)\n       scp-server [OPTIONS] [-prv] -f PATH...     (send; what sshd runs as `scp -f`)\n       scp-server [OPTIONS] SCP-CLIENT-ARGUMENTS  (runs the OpenSSH scp client)"
+)]
 pub struct AdminArgs {
     /// OpenSSH scp client to run when invoked as a client (no -t/-f)
     /// [default: /usr/bin/scp.openssh; env: SCP_SERVER_OPENSSH_CLIENT]

@@ -106,6 +106,16 @@ pub fn open_subdir(dir: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd, Errno> {
     }
 }
 
+/// `open_subdir` without following a final symlink (`ELOOP` if it is one).
+fn open_subdir_nofollow(dir: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd, Errno> {
+    let name = std::ffi::OsStr::from_bytes(name);
+    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    match openat(dir, name, flags | OFlag::O_RDONLY, Mode::empty()) {
+        Err(Errno::EACCES) => openat(dir, name, flags | OFlag::O_PATH, Mode::empty()),
+        other => other,
+    }
+}
+
 /// Follows a chain of symlinks at `name` in `dir` to the entry it finally
 /// names, as OpenSSH's path-based `open()` would, and returns that entry's
 /// directory and name. A dangling link yields the missing entry it points
@@ -763,6 +773,13 @@ impl Scope {
         match self {
             Scope::Unconfined => Ok(open_subdir(dir, name)?),
             Scope::Confined(root) => {
+                // A real directory is opened where it stands, so that deep
+                // trees never build long paths; only a symlink is resolved
+                // from the root, to check where it leads.
+                match open_subdir_nofollow(dir, name) {
+                    Err(Errno::ELOOP) => {}
+                    other => return Ok(other?),
+                }
                 let flags = OFlag::O_DIRECTORY;
                 match root.open_beneath(rel, flags | OFlag::O_RDONLY, true) {
                     Err(ResolveError::Os(Errno::EACCES)) => {

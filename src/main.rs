@@ -138,8 +138,24 @@ fn run_sink(admin: &AdminArgs, flags: ScpFlags, restricted: bool) -> i32 {
         denied: deny_check(&policy, &scope),
     };
     let reader = RecordReader::new(RawStdin, MAX_RECORD_LINE);
-    sink::run(target, scope, opts, reader, RawStdout, data_path(&flags))
+    let data = data_path(&flags);
+    // Each directory level is a stack frame of the sink; give the session
+    // a stack that fits the deepest tree the policy allows.
+    let stack = 1024 * 1024 + policy.max_depth * STACK_PER_DIRECTORY_LEVEL;
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("sink".into())
+            .stack_size(stack)
+            .spawn_scoped(s, || {
+                sink::run(target, scope, opts, reader, RawStdout, data)
+            })
+            .map_or(1, |t| t.join().unwrap_or(1))
+    })
 }
+
+/// Stack reserved per directory level of a received tree (address space,
+/// not memory: only what a deep tree really uses is ever touched).
+const STACK_PER_DIRECTORY_LEVEL: usize = 32 * 1024;
 
 fn run_source(admin: &AdminArgs, flags: ScpFlags, restricted: bool) -> i32 {
     let Session { policy, scope } = match open_session(admin, restricted, sandbox::Access::ReadOnly)

@@ -29,7 +29,7 @@ use crate::transfer::{DataPath, Incomplete};
 
 /// The policy's deny patterns as a question: which pattern, if any, does
 /// this normalised path beneath the root match?
-pub type DenyCheck = Box<dyn Fn(&[u8]) -> Option<String>>;
+pub type DenyCheck = Box<dyn Fn(&[u8]) -> Option<String> + Send>;
 
 /// What the invocation asks of the sink.
 pub struct SinkOptions {
