@@ -493,8 +493,17 @@ impl ConfigError {
 /// was named with `--config`; everything else that goes wrong is (fail
 /// closed), as a sentence naming the file and, where known, the line.
 fn read_config_file(path: &Path, named: bool) -> Result<Option<ConfigFile>, String> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
+    let read = std::fs::File::open(path).and_then(|mut file| {
+        let meta = file.metadata()?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes)?;
+        Ok((meta, bytes))
+    });
+    let bytes = match read {
+        Ok((meta, bytes)) => {
+            check_config_ownership(path, &meta)?;
+            bytes
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => return Ok(None),
         Err(e) => {
             return Err(format!(
@@ -507,6 +516,20 @@ fn read_config_file(path: &Path, named: bool) -> Result<Option<ConfigFile>, Stri
     parse_config_bytes(&bytes)
         .map(Some)
         .map_err(|e| describe_config_error(path, &bytes, &e))
+}
+
+/// A policy file that the account it restricts could rewrite restricts
+/// nothing: it must belong to root and be writable by nobody else (as sshd
+/// demands of the directories of a ChrootDirectory).
+fn check_config_ownership(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "configuration file {}: refused: it must be owned by root and writable by nobody else",
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 /// The system's wording for an I/O error, without Rust's "(os error N)".
@@ -1682,5 +1705,39 @@ mod tests {
         let glob = DenyPattern::parse("*a*a*a*a*a*a*a*a*b").unwrap();
         let name = vec![b'a'; 4000];
         assert!(!glob.matches(&name));
+    }
+
+    #[test]
+    fn config_files_others_could_rewrite_fail_closed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir =
+            std::env::temp_dir().join(format!("scp-server-policy-owner-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("open.conf");
+        std::fs::write(&path, "read-only = true\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let args = PolicyArgs {
+            config: Some(path.clone()),
+            ..PolicyArgs::default()
+        };
+        let policy = Policy::load(&args, &Identity::default());
+        let error = policy
+            .config_error
+            .expect("a world-writable config must fail closed");
+        assert!(
+            error.contains("must be owned by root and writable by nobody else"),
+            "{error}"
+        );
+        if nix::unistd::geteuid().is_root() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            assert_eq!(Policy::load(&args, &Identity::default()).config_error, None);
+            nix::unistd::chown(&path, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+            assert!(
+                Policy::load(&args, &Identity::default())
+                    .config_error
+                    .is_some()
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
