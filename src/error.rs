@@ -61,7 +61,7 @@ impl fmt::Display for Refusal {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Error {
     // --- fatal: the session ends with exit status 1 ---
     Protocol(ProtocolError),
@@ -114,6 +114,10 @@ pub enum Error {
     Refused {
         path: DisplayPath,
         why: Refusal,
+    },
+    /// A download pattern (shell-less modes) that matches nothing.
+    NoMatch {
+        pattern: DisplayPath,
     },
     PathEscapes {
         path: DisplayPath,
@@ -220,6 +224,7 @@ impl fmt::Display for Error {
                 write!(f, "{path}: changed while being opened; skipped")
             }
             Error::Refused { path, why } => write!(f, "{path}: refused: {why}"),
+            Error::NoMatch { pattern } => write!(f, "{pattern}: no files match this pattern"),
             Error::PathEscapes { path } => {
                 write!(
                     f,

@@ -11,6 +11,7 @@ compile_error!(
 );
 
 mod cli;
+mod command;
 mod confine;
 mod error;
 mod limits;
@@ -21,8 +22,9 @@ mod sink;
 mod source;
 mod transfer;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -31,6 +33,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{AdminArgs, FlagError, ResolverChoice, ScpFlags};
+use command::Request;
 use policy::Policy;
 use protocol::{MAX_RECORD_LINE, RecordReader};
 use transfer::{DataPath, RawStdin, RawStdout, Throttle};
@@ -38,27 +41,135 @@ use transfer::{DataPath, RawStdin, RawStdout, Throttle};
 const USAGE: &str = "usage: scp-server [-prdv] -t TARGET        (receive; run by sshd as `scp -t`)\n       scp-server [-prv] -f PATH...       (send; run by sshd as `scp -f`)\n       scp-server --help";
 
 fn main() -> ExitCode {
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let mut argv = std::env::args_os();
+    let argv0 = argv.next().unwrap_or_default();
+    let args: Vec<OsString> = argv.collect();
     let (admin_words, scp_words) = cli::split_admin_args(&args);
     let admin =
         AdminArgs::parse_from(std::iter::once(OsString::from("scp-server")).chain(admin_words));
-    let flags = match cli::parse_scp_flags(&scp_words) {
-        Ok(flags) => flags,
-        Err(e) => return exit_code(report_flag_error(&e)),
-    };
-    exit_code(run(&admin, flags, &scp_words))
+    exit_code(dispatch(&admin, &argv0, &scp_words))
 }
 
-fn run(admin: &AdminArgs, flags: ScpFlags, scp_words: &[OsString]) -> i32 {
-    let restricted = policy::any_restriction_flag(&admin.policy);
+/// Picks the invocation mode (DESIGN.md, "Who runs it, and how it is
+/// started"): login shell (`-c COMMAND`), ForceCommand (the client's command
+/// in SSH_ORIGINAL_COMMAND), sshd running `scp -t/-f` through a user's
+/// shell, or a person running the OpenSSH client.
+fn dispatch(admin: &AdminArgs, argv0: &OsStr, scp_words: &[OsString]) -> i32 {
+    if let [dash_c, command] = scp_words
+        && dash_c == "-c"
+    {
+        return run_command(admin, command.as_bytes());
+    }
+    // sshd starts a login shell for an interactive session as `-NAME`.
+    if scp_words.is_empty() && argv0.as_bytes().starts_with(b"-") {
+        return refuse_on_stderr(INTERACTIVE_REFUSAL);
+    }
+    let flags = match cli::parse_scp_flags(scp_words) {
+        Ok(flags) => flags,
+        Err(e) => return report_flag_error(&e),
+    };
+    let original_command = std::env::var_os("SSH_ORIGINAL_COMMAND");
+    if !flags.sink
+        && !flags.source
+        && let Some(command) = &original_command
+    {
+        return run_command(admin, command.as_bytes());
+    }
+    let restricted = policy::any_restriction_flag(&admin.policy) || original_command.is_some();
     match (flags.sink, flags.source) {
         (true, true) => refuse_in_protocol("-t and -f cannot be used together"),
-        (false, false) if restricted => {
-            refuse_on_stderr("this account may only transfer files with scp")
-        }
+        (false, false) if restricted => refuse_on_stderr(INTERACTIVE_REFUSAL),
         (false, false) => run_openssh_client(admin, scp_words),
         (true, false) => run_sink(admin, flags, restricted),
-        (false, true) => run_source(admin, flags, restricted),
+        (false, true) => {
+            let operands = flags
+                .operands
+                .iter()
+                .cloned()
+                .map(source::Operand::Path)
+                .collect();
+            run_source(admin, flags, restricted, |_| operands)
+        }
+    }
+}
+
+const INTERACTIVE_REFUSAL: &str =
+    "this account is for file transfer with scp only; interactive logins are not allowed";
+
+/// The restricted modes' command string (`-c`, SSH_ORIGINAL_COMMAND):
+/// parsed without a shell, and only scp with server-side flags accepted.
+/// Refusals of an scp command go to the client in the protocol; refusals
+/// of anything else are one line on stderr.
+fn run_command(admin: &AdminArgs, command: &[u8]) -> i32 {
+    let refuse: fn(&str) -> i32 = if command::looks_like_scp(command) {
+        refuse_in_protocol
+    } else {
+        refuse_on_stderr
+    };
+    let words = match command::parse_request(command) {
+        Ok(Request::Scp(words)) => words,
+        Ok(Request::Empty) => {
+            return refuse_on_stderr(
+                "empty command; this account is for file transfer with scp only",
+            );
+        }
+        Ok(Request::Sftp) => return refuse_on_stderr(SFTP_REFUSAL),
+        Ok(Request::Other(program)) => {
+            return refuse_on_stderr(&format!(
+                "this account is for file transfer with scp only; refusing to run '{}'",
+                protocol::escape_bytes(&program)
+            ));
+        }
+        Err(e) => return refuse(&e.to_string()),
+    };
+    let texts: Vec<OsString> = words
+        .iter()
+        .map(|w| OsStr::from_bytes(&w.text).to_owned())
+        .collect();
+    let mut flags = match cli::parse_scp_flags(&texts) {
+        Ok(flags) => flags,
+        Err(FlagError::UnknownOption(c) | FlagError::MissingValue(c)) => {
+            return refuse(&option_refusal(c));
+        }
+        Err(FlagError::Usage(why) | FlagError::Fatal(why)) => {
+            return refuse(&format!("refusing command: {why}"));
+        }
+    };
+    if let Some(c) = command::disallowed_letter(&flags.letters) {
+        return refuse(&option_refusal(c));
+    }
+    let operand_words = words[words.len() - flags.operands.len()..].to_vec();
+    flags.operands = operand_words.iter().map(command::Word::path).collect();
+    match (flags.sink, flags.source) {
+        (true, true) => refuse("-t and -f cannot be used together"),
+        (false, false) => refuse("refusing command: scp needs -t or -f here"),
+        (true, false) => run_sink(admin, flags, true),
+        (false, true) => run_source(admin, flags, true, |scope| {
+            expand_operands(scope, &operand_words)
+        }),
+    }
+}
+
+const SFTP_REFUSAL: &str = "SFTP is not available for this account: use scp -O (the legacy SCP protocol), or ask the administrator to serve SFTP with sshd's internal-sftp";
+
+fn option_refusal(letter: char) -> String {
+    format!(
+        "refusing option -{letter}: only the server-side scp options -t -f -r -p -d -v -q are allowed"
+    )
+}
+
+/// Download operands of the shell-less modes: `~` and globs expanded inside
+/// the root.
+fn expand_operands(scope: &confine::Scope, words: &[command::Word]) -> Vec<source::Operand> {
+    match scope {
+        confine::Scope::Confined(root) => words
+            .iter()
+            .flat_map(|w| command::expand_source(root, w))
+            .collect(),
+        confine::Scope::Unconfined => words
+            .iter()
+            .map(|w| source::Operand::Path(w.path()))
+            .collect(),
     }
 }
 
@@ -157,7 +268,12 @@ fn run_sink(admin: &AdminArgs, flags: ScpFlags, restricted: bool) -> i32 {
 /// not memory: only what a deep tree really uses is ever touched).
 const STACK_PER_DIRECTORY_LEVEL: usize = 32 * 1024;
 
-fn run_source(admin: &AdminArgs, flags: ScpFlags, restricted: bool) -> i32 {
+fn run_source(
+    admin: &AdminArgs,
+    flags: ScpFlags,
+    restricted: bool,
+    operands: impl FnOnce(&confine::Scope) -> Vec<source::Operand>,
+) -> i32 {
     let Session { policy, scope } = match open_session(admin, restricted, sandbox::Access::ReadOnly)
     {
         Ok(session) => session,
@@ -173,14 +289,8 @@ fn run_source(admin: &AdminArgs, flags: ScpFlags, restricted: bool) -> i32 {
         limits: limits_of(&policy),
     };
     let reader = RecordReader::new(RawStdin, MAX_RECORD_LINE);
-    source::run(
-        &flags.operands,
-        scope,
-        opts,
-        reader,
-        RawStdout,
-        data_path(&flags),
-    )
+    let operands = operands(&scope);
+    source::run(&operands, scope, opts, reader, RawStdout, data_path(&flags))
 }
 
 /// The umask applied to received modes: an explicit policy umask always;

@@ -859,6 +859,22 @@ impl DenyPattern {
     }
 }
 
+/// One path component's glob (`*`, `?`, `[...]`, `\` quoting), as deny
+/// patterns use it; also what `-f` operands are expanded with in the
+/// shell-less modes (command.rs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentGlob(Vec<GlobToken>);
+
+impl ComponentGlob {
+    pub fn new(pattern: &str) -> Result<ComponentGlob, String> {
+        compile_glob(pattern).map(ComponentGlob)
+    }
+
+    pub fn matches(&self, name: &[u8]) -> bool {
+        glob_matches(&self.0, &units_of(name))
+    }
+}
+
 impl std::fmt::Display for DenyPattern {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.text)

@@ -32,12 +32,20 @@ pub struct SourceOptions {
     pub limits: Limits,
 }
 
+/// One path a download was asked for: a path as the client gave it, or,
+/// where expanding it failed (a pattern that matches nothing), the error
+/// the client is sent in its place.
+pub enum Operand {
+    Path(Vec<u8>),
+    Unusable(Error),
+}
+
 /// The peer refused to go on, or is gone: exit 1.
 struct PeerStopped;
 
 /// Runs a whole source session; returns the exit status.
 pub fn run<R: Read, W: Write>(
-    paths: &[Vec<u8>],
+    operands: &[Operand],
     scope: Scope,
     opts: SourceOptions,
     reader: RecordReader<R>,
@@ -53,7 +61,7 @@ pub fn run<R: Read, W: Write>(
         data,
         errors: 0,
     };
-    match source.session(paths) {
+    match source.session(operands) {
         Ok(()) if source.errors == 0 => 0,
         _ => 1,
     }
@@ -76,11 +84,14 @@ struct Opened {
 }
 
 impl<R: Read, W: Write> Source<R, W> {
-    fn session(&mut self, paths: &[Vec<u8>]) -> Result<(), PeerStopped> {
+    fn session(&mut self, operands: &[Operand]) -> Result<(), PeerStopped> {
         // The sink speaks first: one status byte before anything is sent.
         self.await_reply()?;
-        for path in paths {
-            self.send_path(strip_trailing_slashes(path))?;
+        for operand in operands {
+            match operand {
+                Operand::Path(path) => self.send_path(strip_trailing_slashes(path))?,
+                Operand::Unusable(e) => self.warn(e.clone())?,
+            }
         }
         Ok(())
     }
