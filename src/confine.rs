@@ -106,7 +106,8 @@ pub fn open_subdir(dir: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd, Errno> {
     }
 }
 
-/// `open_subdir` without following a final symlink (`ELOOP` if it is one).
+/// `open_subdir` without following a final symlink (`ENOTDIR` or `ELOOP`
+/// if it is one).
 fn open_subdir_nofollow(dir: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd, Errno> {
     let name = std::ffi::OsStr::from_bytes(name);
     let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
@@ -776,8 +777,10 @@ impl Scope {
                 // A real directory is opened where it stands, so that deep
                 // trees never build long paths; only a symlink is resolved
                 // from the root, to check where it leads.
+                // With O_DIRECTORY a final symlink fails as ENOTDIR, not
+                // ELOOP; either way the root decides below.
                 match open_subdir_nofollow(dir, name) {
-                    Err(Errno::ELOOP) => {}
+                    Err(Errno::ELOOP | Errno::ENOTDIR) => {}
                     other => return Ok(other?),
                 }
                 let flags = OFlag::O_DIRECTORY;

@@ -8,6 +8,34 @@ use nix::errno::Errno;
 
 use crate::protocol::{ProtocolError, escape_bytes};
 
+/// The system's sentence for an errno, in glibc's wording — what OpenSSH's
+/// scp prints on Debian, and what users search for. nix's table follows the
+/// kernel headers' comments, which differ for a few common errors; musl's
+/// strerror differs again, so the static binary carries its own.
+pub fn strerror(errno: Errno) -> &'static str {
+    match errno {
+        Errno::EIO => "Input/output error",
+        Errno::EBADF => "Bad file descriptor",
+        Errno::EAGAIN => "Resource temporarily unavailable",
+        Errno::ENOMEM => "Cannot allocate memory",
+        Errno::EXDEV => "Invalid cross-device link",
+        Errno::ENFILE => "Too many open files in system",
+        Errno::ENOTTY => "Inappropriate ioctl for device",
+        Errno::ERANGE => "Numerical result out of range",
+        Errno::EDEADLK => "Resource deadlock avoided",
+        Errno::ENOLCK => "No locks available",
+        Errno::ELOOP => "Too many levels of symbolic links",
+        Errno::EBADMSG => "Bad message",
+        Errno::EILSEQ => "Invalid or incomplete multibyte or wide character",
+        Errno::EOPNOTSUPP => "Operation not supported",
+        Errno::EDQUOT => "Disk quota exceeded",
+        Errno::EOVERFLOW => "Value too large for defined data type",
+        Errno::ESTALE => "Stale file handle",
+        Errno::ENODATA => "No data available",
+        other => other.desc(),
+    }
+}
+
 /// A path as bytes (names need not be UTF-8), displayed escaped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayPath(pub Vec<u8>);
@@ -27,6 +55,7 @@ pub enum Refusal {
     Denied { pattern: String },
     WouldOverwrite,
     NotRegularTarget,
+    LinkedInPlace,
 }
 
 impl fmt::Display for Refusal {
@@ -54,6 +83,9 @@ impl fmt::Display for Refusal {
             Refusal::WouldOverwrite => {
                 f.write_str("the file exists and this account may not overwrite files")
             }
+            Refusal::LinkedInPlace => f.write_str(
+                "the file has other hard links and its directory is not writable, so it cannot be replaced safely",
+            ),
             Refusal::NotRegularTarget => {
                 f.write_str("the existing entry is not a regular file and is never written to")
             }
@@ -194,13 +226,13 @@ impl fmt::Display for Error {
                 path,
                 step: None,
                 errno,
-            } => write!(f, "{path}: {}", errno.desc()),
+            } => write!(f, "{path}: {}", strerror(*errno)),
             Error::Os {
                 path,
                 step: Some(step),
                 errno,
             } => {
-                write!(f, "{path}: {step}: {}", errno.desc())
+                write!(f, "{path}: {step}: {}", strerror(*errno))
             }
             Error::ControlCharacters { path } => {
                 write!(f, "{path}: file name contains control characters; skipped")
@@ -268,6 +300,14 @@ mod tests {
             Error::os(b"x", Errno::ENOSPC).to_string(),
             "x: No space left on device"
         );
+    }
+
+    #[test]
+    fn errno_sentences_use_glibc_wording() {
+        assert_eq!(strerror(Errno::ELOOP), "Too many levels of symbolic links");
+        assert_eq!(strerror(Errno::EIO), "Input/output error");
+        assert_eq!(strerror(Errno::EDQUOT), "Disk quota exceeded");
+        assert_eq!(strerror(Errno::EACCES), "Permission denied");
     }
 
     #[test]

@@ -212,7 +212,7 @@ fn open_session(
         None => confine::Backend::best_available(),
     };
     let root = confine::Root::open(&root_path, backend, policy.no_symlinks)
-        .map_err(|e| format!("{}: {}", root_path.display(), e.desc()))?;
+        .map_err(|e| format!("{}: {}", root_path.display(), error::strerror(e)))?;
     let report = sandbox::confine_process(root.fd(), access);
     if admin_flags_verbose() {
         eprintln!("scp-server: {}", report.summary());

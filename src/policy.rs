@@ -535,7 +535,7 @@ fn check_config_ownership(path: &Path, meta: &std::fs::Metadata) -> Result<(), S
 /// The system's wording for an I/O error, without Rust's "(os error N)".
 fn io_error_text(error: &std::io::Error) -> String {
     match error.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_owned(),
+        Some(code) => crate::error::strerror(nix::errno::Errno::from_raw(code)).to_owned(),
         None => error.to_string(),
     }
 }

@@ -409,7 +409,7 @@ impl<R: Read, W: Write> Sink<R, W> {
     /// never granted unless the policy allows them (§h.6).
     fn final_file_mode(&self, record_mode: u32, existing: Option<&FileStat>) -> u32 {
         let mode = match existing {
-            _ if self.opts.preserve => record_mode,
+            _ if self.opts.preserve => record_mode & !self.opts.umask,
             Some(old) => old.st_mode & 0o7777,
             None => record_mode & !self.opts.umask,
         };
@@ -417,11 +417,8 @@ impl<R: Read, W: Write> Sink<R, W> {
     }
 
     fn final_dir_mode(&self, record_mode: u32) -> u32 {
-        let mode = if self.opts.preserve {
-            record_mode
-        } else {
-            record_mode & !self.opts.umask
-        };
+        // With -p the umask is the policy's explicit one (or none).
+        let mode = record_mode & !self.opts.umask;
         mode & self.opts.mode_mask
     }
 
@@ -520,6 +517,13 @@ impl<R: Read, W: Write> Sink<R, W> {
                 final_name: name,
                 existing: Some(st),
             }),
+            // A confined upload never writes through a file that has other
+            // hard links: they may lead outside the root.
+            Err(Errno::EACCES | Errno::EPERM | Errno::EROFS)
+                if self.scope.is_confined() && st.st_nlink > 1 =>
+            {
+                Err(refuse(Refusal::LinkedInPlace))
+            }
             // The directory is not writable but the file is: write in place.
             Err(Errno::EACCES | Errno::EPERM | Errno::EROFS) => Ok(Destination::InPlace {
                 file: fd,
