@@ -198,6 +198,34 @@ impl Sandbox {
         self
     }
 
+    /// A character device with the numbers of `/dev/null` (1, 3), for cases
+    /// that must show a device is never opened or written.
+    pub fn null_device(&self, rel: impl AsRef<OsStr>, mode: u32) -> &Self {
+        use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+        let path = self.path(rel);
+        mknod(
+            &path,
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(mode),
+            makedev(1, 3),
+        )
+        .unwrap_or_else(|e| panic!("mknod {}: {e}", path.display()));
+        self.give_to_owner(&path);
+        self.set_mode(&path, mode);
+        self
+    }
+
+    /// A Unix socket left behind by a listener that has gone away.
+    pub fn socket(&self, rel: impl AsRef<OsStr>) -> &Self {
+        let path = self.path(rel);
+        drop(
+            std::os::unix::net::UnixListener::bind(&path)
+                .unwrap_or_else(|e| panic!("bind {}: {e}", path.display())),
+        );
+        self.give_to_owner(&path);
+        self
+    }
+
     /// Sets modification and access time (seconds since the epoch, may be
     /// negative) of a file or directory.
     pub fn times(&self, rel: impl AsRef<OsStr>, mtime: i64, atime: i64) -> &Self {
@@ -516,6 +544,22 @@ impl Tree {
         self.0.get(rel.as_ref())
     }
 
+    /// The entries that are neither `rel` itself nor beneath it: what lies
+    /// outside a confinement root.
+    pub fn outside_of(&self, rel: impl AsRef<[u8]>) -> Tree {
+        let rel = rel.as_ref();
+        let inside = |path: &[u8]| {
+            path == rel || (path.starts_with(rel) && path.get(rel.len()) == Some(&b'/'))
+        };
+        Tree(
+            self.0
+                .iter()
+                .filter(|(path, _)| !inside(path))
+                .map(|(path, node)| (path.clone(), node.clone()))
+                .collect(),
+        )
+    }
+
     /// Names of leftover temporary upload files anywhere in the tree.
     pub fn temp_files(&self) -> Vec<String> {
         self.0
@@ -612,6 +656,12 @@ pub struct Case {
     timeout: Duration,
     stdout_closed: bool,
     setup: Option<Setup>,
+    /// Admin options placed before the scp flags (`--no-overwrite`, …).
+    admin: Vec<OsString>,
+    /// A sandbox directory passed (as an absolute path) with `--root`.
+    root: Option<PathBuf>,
+    /// Snapshot the sandbox before the run too ([`Observed::before`]).
+    watch: bool,
 }
 
 impl Case {
@@ -627,7 +677,46 @@ impl Case {
             timeout: DEFAULT_TIMEOUT,
             stdout_closed: false,
             setup: None,
+            admin: Vec::new(),
+            root: None,
+            watch: false,
         }
+    }
+
+    /// Adds admin options; all of them stand before the scp flags, after
+    /// `--root` (see [`Case::root`]), in the order given.
+    pub fn admin<S: AsRef<OsStr>>(mut self, words: &[S]) -> Case {
+        self.admin
+            .extend(words.iter().map(|word| word.as_ref().to_os_string()));
+        self
+    }
+
+    /// Confines the run to the sandbox directory `rel`: `--root` with its
+    /// absolute path comes first. The sandbox is then also snapshotted
+    /// before the run ([`Observed::before`]), so that a test can show that
+    /// nothing outside the root changed.
+    pub fn root(mut self, rel: &str) -> Case {
+        self.root = Some(PathBuf::from(rel));
+        self.watch()
+    }
+
+    /// Snapshots the sandbox before the run as well, so that a test can show
+    /// what did not change (implied by [`Case::root`]).
+    pub fn watch(mut self) -> Case {
+        self.watch = true;
+        self
+    }
+
+    /// `--root ABS` (if any), the admin options, then the scp arguments.
+    fn argv(&self, sandbox: &Sandbox) -> Vec<OsString> {
+        let mut argv = Vec::new();
+        if let Some(root) = &self.root {
+            argv.push(OsString::from("--root"));
+            argv.push(sandbox.path(root).into_os_string());
+        }
+        argv.extend(self.admin.iter().cloned());
+        argv.extend(self.args.iter().cloned());
+        argv
     }
 
     pub fn stdin(mut self, bytes: impl AsRef<[u8]>) -> Case {
@@ -677,9 +766,11 @@ impl Case {
         }
         let cwd = sandbox.path(&self.cwd);
         let program = OsString::from(server.program());
+        let before = self.watch.then(|| sandbox.snapshot());
+        let args = self.argv(&sandbox);
         let outcome = Invocation {
             program: &program,
-            args: &self.args,
+            args: &args,
             cwd: &cwd,
             umask: self.umask,
             user: self.user,
@@ -693,6 +784,7 @@ impl Case {
             server,
             outcome,
             tree,
+            before,
             sandbox,
         }
     }
@@ -716,6 +808,8 @@ pub struct Observed {
     pub server: Server,
     pub outcome: Outcome,
     pub tree: Tree,
+    /// The sandbox just before the run, for watched cases ([`Case::watch`]).
+    pub before: Option<Tree>,
     /// Kept alive so that a test can look at more than the snapshot.
     pub sandbox: Sandbox,
 }
@@ -934,6 +1028,41 @@ impl Observed {
             self.label()
         );
         self
+    }
+
+    /// Nothing changed outside the sandbox directory `root`: no entry
+    /// appeared, vanished or differs (type, mode, owner, content, symlink
+    /// target). Needs a watched case ([`Case::root`], [`Case::watch`]).
+    pub fn unchanged_outside(&self, root: &str) -> &Self {
+        let before = self.before_run().outside_of(root);
+        let after = self.tree.outside_of(root);
+        assert!(
+            before == after,
+            "[{}] something changed outside {root}:\n{}\n{}",
+            self.label(),
+            before.differences(&after, "before", "after"),
+            self.context()
+        );
+        self
+    }
+
+    /// Nothing changed anywhere in the sandbox, inside the root or out.
+    pub fn unchanged(&self) -> &Self {
+        let before = self.before_run();
+        assert!(
+            *before == self.tree,
+            "[{}] the sandbox changed:\n{}\n{}",
+            self.label(),
+            before.differences(&self.tree, "before", "after"),
+            self.context()
+        );
+        self
+    }
+
+    fn before_run(&self) -> &Tree {
+        self.before
+            .as_ref()
+            .expect("no snapshot before the run: use Case::root or Case::watch")
     }
 
     /// The tree equals another run's tree.
