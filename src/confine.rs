@@ -95,6 +95,13 @@ pub fn open_dir_path(path: &[u8]) -> Result<OwnedFd, Errno> {
     )
 }
 
+/// A readable descriptor for a directory we hold (perhaps as `O_PATH`):
+/// for listing it, or for fsync.
+pub fn reopen_dir_readable(dir: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    openat(dir, ".", flags, Mode::empty())
+}
+
 /// Opens directory `name` in `dir` so that its mode and times can be set by
 /// descriptor; falls back to `O_PATH` where it may be searched but not read.
 pub fn open_subdir(dir: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd, Errno> {

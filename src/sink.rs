@@ -18,7 +18,8 @@ use nix::unistd::{Gid, Uid, fchown, ftruncate};
 
 use crate::confine::{
     DirFd, ResolveError, Scope, check_single_component, check_storable_name, create_temp_file,
-    join_display, join_rel, normalize_rel, remove_temp_file, rename_noreplace, split_parent,
+    join_display, join_rel, normalize_rel, remove_temp_file, rename_noreplace, reopen_dir_readable,
+    split_parent,
 };
 use crate::error::{DisplayPath, Error, Refusal};
 use crate::limits::{Limits, Quota};
@@ -644,15 +645,7 @@ impl Destination<'_> {
                 if let Some(old) = &existing {
                     keep_owner(&file, old);
                 }
-                note(
-                    &mut first_error,
-                    path,
-                    "set mode",
-                    fchmod(&file, Mode::from_bits_truncate(finish.mode)),
-                );
-                if let Some(t) = finish.times {
-                    note(&mut first_error, path, "set times", set_times(&file, t));
-                }
+                apply_mode_and_times(&file, finish, true, path, &mut first_error);
                 if finish.fsync
                     && let Err(errno) = nix::unistd::fsync(&file)
                 {
@@ -686,17 +679,7 @@ impl Destination<'_> {
                     let size = i64::try_from(finish.size).unwrap_or(i64::MAX);
                     note(&mut first_error, path, "truncate", ftruncate(&file, size));
                 }
-                if finish.set_mode {
-                    note(
-                        &mut first_error,
-                        path,
-                        "set mode",
-                        fchmod(&file, Mode::from_bits_truncate(finish.mode)),
-                    );
-                }
-                if let Some(t) = finish.times {
-                    note(&mut first_error, path, "set times", set_times(&file, t));
-                }
+                apply_mode_and_times(&file, finish, finish.set_mode, path, &mut first_error);
                 first_error.map_or(Ok(()), Err)
             }
         }
@@ -730,13 +713,25 @@ fn publish(
 /// fsync of a directory needs a descriptor opened for reading (ours may be
 /// `O_PATH`).
 fn fsync_dir(dir: BorrowedFd<'_>) -> nix::Result<()> {
-    let fd = openat(
-        dir,
-        ".",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    nix::unistd::fsync(&fd)
+    nix::unistd::fsync(reopen_dir_readable(dir)?)
+}
+
+/// Mode and times by descriptor; the first failure is noted for the one
+/// reply the file gets.
+fn apply_mode_and_times(
+    file: &OwnedFd,
+    finish: &Finish,
+    set_mode: bool,
+    path: &[u8],
+    first_error: &mut Option<Error>,
+) {
+    if set_mode {
+        let mode = Mode::from_bits_truncate(finish.mode);
+        note(first_error, path, "set mode", fchmod(file, mode));
+    }
+    if let Some(t) = finish.times {
+        note(first_error, path, "set times", set_times(file, t));
+    }
 }
 
 fn note(first: &mut Option<Error>, path: &[u8], step: &'static str, result: nix::Result<()>) {

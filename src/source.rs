@@ -15,7 +15,8 @@ use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 
 use crate::confine::{
-    ResolveError, Root, Scope, join_display, join_rel, normalize_rel, split_parent,
+    ResolveError, Root, Scope, join_display, join_rel, normalize_rel, reopen_dir_readable,
+    split_parent,
 };
 use crate::error::{DisplayPath, Error};
 use crate::limits::{Limits, Quota};
@@ -459,13 +460,7 @@ fn verify_same(fd: OwnedFd, expected: &FileStat, path: &[u8]) -> Result<Opened, 
 /// The names in a directory, sorted bytewise so that transfers are
 /// reproducible (OpenSSH sends raw readdir order; clients do not care).
 fn list_entries(dir: BorrowedFd<'_>) -> Result<Vec<Vec<u8>>, Errno> {
-    let fd = openat(
-        dir,
-        ".",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut listing = nix::dir::Dir::from_fd(fd)?;
+    let mut listing = nix::dir::Dir::from_fd(reopen_dir_readable(dir)?)?;
     let mut names = Vec::new();
     for entry in listing.iter() {
         let name = entry?.file_name().to_bytes().to_vec();
