@@ -154,7 +154,7 @@ const SFTP_REFUSAL: &str = "SFTP is not available for this account: use scp -O (
 
 fn option_refusal(letter: char) -> String {
     format!(
-        "refusing option -{letter}: only the server-side scp options -t -f -r -p -d -v -q are allowed"
+        "refusing option -{letter}: only the server-side scp options -t -f -r -p -d -v -q (and -T, -l N) are allowed"
     )
 }
 

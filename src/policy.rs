@@ -222,6 +222,10 @@ fn check_max_depth(depth: i128) -> Result<usize, String> {
 pub struct Identity {
     pub user: Option<String>,
     pub groups: Vec<String>,
+    /// Some of the process's ids have no name (a jail without passwd or
+    /// group entries for them): per-user and per-group sections cannot be
+    /// matched reliably.
+    pub unnamed_ids: bool,
 }
 
 impl Identity {
@@ -232,17 +236,22 @@ impl Identity {
     pub fn current() -> Identity {
         use nix::unistd::{Group, User, getgid, getgroups, getuid};
         let user = User::from_uid(getuid()).ok().flatten().map(|u| u.name);
+        let mut unnamed_ids = user.is_none();
         let mut gids = vec![getgid()];
         gids.extend(getgroups().unwrap_or_default());
         let mut groups: Vec<String> = Vec::new();
         for gid in gids {
-            if let Some(group) = Group::from_gid(gid).ok().flatten()
-                && !groups.contains(&group.name)
-            {
-                groups.push(group.name);
+            match Group::from_gid(gid).ok().flatten() {
+                Some(group) if !groups.contains(&group.name) => groups.push(group.name),
+                Some(_) => {}
+                None => unnamed_ids = true,
             }
         }
-        Identity { user, groups }
+        Identity {
+            user,
+            groups,
+            unnamed_ids,
+        }
     }
 }
 
@@ -324,6 +333,12 @@ impl Policy {
         };
         let mut policy = Policy::default();
         match read_config_file(path, named) {
+            Ok(Some(file)) if file.has_sections() && identity.unnamed_ids => {
+                policy.config_error = Some(format!(
+                    "configuration file {}: refused: it has per-user or per-group sections, but this account's user or group has no name here (add its passwd and group entries, inside a jail the jail's own)",
+                    path.display()
+                ));
+            }
             Ok(Some(file)) => file.apply_for(identity, &mut policy),
             Ok(None) => {}
             Err(sentence) => policy.config_error = Some(sentence),
@@ -458,6 +473,10 @@ struct ConfigFile {
 }
 
 impl ConfigFile {
+    fn has_sections(&self) -> bool {
+        !self.groups.is_empty() || !self.users.is_empty()
+    }
+
     fn apply_for(&self, identity: &Identity, policy: &mut Policy) {
         self.global.apply_to(policy);
         for (name, section) in &self.groups {
@@ -1063,7 +1082,30 @@ mod tests {
         Identity {
             user: Some(user.to_owned()),
             groups: groups.iter().map(|g| g.to_string()).collect(),
+            unnamed_ids: false,
         }
+    }
+
+    /// A write-only section must not silently stop applying because the
+    /// account's uid has no name (a jail without etc/passwd): fail closed.
+    #[test]
+    fn sections_with_unnamed_ids_fail_closed() {
+        let text = "[user.drop]\nwrite-only = true\n";
+        let unnamed = Identity {
+            user: None,
+            groups: Vec::new(),
+            unnamed_ids: true,
+        };
+        let policy = policy_from(text, &[], &unnamed);
+        let error = policy.config_error.expect("must fail closed");
+        assert!(error.contains("has no name here"), "{error}");
+        // Without sections, unnamed ids do not matter.
+        assert_eq!(
+            policy_from("write-only = true\n", &[], &unnamed).config_error,
+            None
+        );
+        // Named, the section applies as usual.
+        assert!(policy_from(text, &[], &identity("drop", &[])).write_only);
     }
 
     /// The policy from config text (written to a file) and flags.

@@ -98,6 +98,7 @@ pub struct Account {
     pub uid: u32,
     pub gid: u32,
     pub home: PathBuf,
+    pub shell: PathBuf,
 }
 
 /// The effective uid of this process, without unsafe code: `/proc/self` is
@@ -125,6 +126,7 @@ fn passwd_entries() -> Vec<Account> {
                 uid: fields[2].parse().ok()?,
                 gid: fields[3].parse().ok()?,
                 home: PathBuf::from(fields[5]),
+                shell: PathBuf::from(fields[6]),
             })
         })
         .collect()
@@ -153,38 +155,77 @@ fn shadow_password_is_locked(name: &str) -> bool {
         .is_some_and(|(_, rest)| rest.starts_with('!'))
 }
 
-/// Creates the unprivileged test account if it is missing (idempotent), with
-/// a home directory and a plain POSIX shell that reads no start-up files.
-fn ensure_unprivileged_account() -> Result<Account, String> {
+/// How a test account should look: what `useradd` is asked for, and what
+/// `ensure_account` restores when an earlier run left it different.
+#[derive(Clone, Debug)]
+pub struct AccountSpec<'a> {
+    pub name: &'a str,
+    pub shell: &'a str,
+    pub home: &'a str,
+    /// Create the home directory (only when the account is new).
+    pub create_home: bool,
+    pub comment: &'a str,
+}
+
+/// Creates the account if it is missing (idempotent), gives it the shell
+/// and home of `spec` if it has others, and makes sure key logins work.
+/// Accounts stay after the run, like any account `useradd` made; creating
+/// them again each time would race with other test binaries.
+pub fn ensure_account(spec: &AccountSpec) -> Result<Account, String> {
     let _guard = ACCOUNT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if account_named(UNPRIVILEGED_USER).is_none() {
-        let outcome = run_bounded(
-            {
-                let mut c = Command::new("useradd");
-                c.args(["--create-home", "--shell", "/bin/sh", "--user-group"])
-                    .args(["--password", "*", "--comment", "scp-server e2e tests"])
-                    .arg(UNPRIVILEGED_USER);
-                c
-            },
-            Duration::from_secs(30),
-        );
+    if account_named(spec.name).is_none() {
+        let outcome = run_bounded(useradd_command(spec), Duration::from_secs(30));
         // Another test binary may have created it meanwhile: look again
         // rather than trusting the exit status.
-        if account_named(UNPRIVILEGED_USER).is_none() {
+        if account_named(spec.name).is_none() {
             return Err(format!(
-                "cannot create test account {UNPRIVILEGED_USER}: {outcome}"
+                "cannot create test account {}: {outcome}",
+                spec.name
             ));
         }
     }
-    if shadow_password_is_locked(UNPRIVILEGED_USER) {
-        let mut unlock = Command::new("usermod");
-        unlock.args(["--password", "*", UNPRIVILEGED_USER]);
-        let outcome = run_bounded(unlock, Duration::from_secs(30));
+    let existing = account_named(spec.name).ok_or_else(|| format!("{} vanished", spec.name))?;
+    let differs = existing.shell != Path::new(spec.shell) || existing.home != Path::new(spec.home);
+    if differs || shadow_password_is_locked(spec.name) {
+        let mut fix = Command::new("usermod");
+        fix.args(["--shell", spec.shell, "--home", spec.home])
+            .args(["--password", "*", spec.name]);
+        let outcome = run_bounded(fix, Duration::from_secs(30));
         if !outcome.succeeded() {
-            return Err(format!("cannot unlock {UNPRIVILEGED_USER}: {outcome}"));
+            return Err(format!("cannot adjust {}: {outcome}", spec.name));
         }
     }
-    account_named(UNPRIVILEGED_USER).ok_or_else(|| format!("{UNPRIVILEGED_USER} vanished"))
+    account_named(spec.name).ok_or_else(|| format!("{} vanished", spec.name))
+}
+
+/// `useradd` with a password of `*`: no password can match, but (unlike
+/// useradd's default `!`) the account is not locked, so key logins work
+/// without PAM.
+fn useradd_command(spec: &AccountSpec) -> Command {
+    let mut command = Command::new("useradd");
+    command
+        .arg(if spec.create_home {
+            "--create-home"
+        } else {
+            "--no-create-home"
+        })
+        .args(["--home-dir", spec.home, "--shell", spec.shell])
+        .args(["--user-group", "--password", "*"])
+        .args(["--comment", spec.comment, spec.name]);
+    command
+}
+
+/// Creates the unprivileged test account if it is missing (idempotent), with
+/// a home directory and a plain POSIX shell that reads no start-up files.
+fn ensure_unprivileged_account() -> Result<Account, String> {
+    let home = format!("/home/{UNPRIVILEGED_USER}");
+    ensure_account(&AccountSpec {
+        name: UNPRIVILEGED_USER,
+        shell: "/bin/sh",
+        home: &home,
+        create_home: true,
+        comment: "scp-server e2e tests",
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -580,6 +621,62 @@ impl PrivateSshd {
         run_bounded(command, CLIENT_TIMEOUT)
     }
 
+    /// Runs `ssh [CLIENT_ARGS…] user@127.0.0.1 [-- REMOTE_COMMAND]`. Without a
+    /// command ssh asks for a login shell, which is how an interactive login
+    /// reaches the account's shell (`-T`: without a terminal, `-tt`: with one).
+    pub fn ssh_with(
+        &self,
+        user: &str,
+        client_args: &[&str],
+        remote_command: Option<&str>,
+    ) -> Outcome {
+        let mut command = Command::new(SSH_CLIENT);
+        command
+            .args(self.client_options())
+            .args(client_args)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg(format!("{user}@127.0.0.1"));
+        if let Some(remote_command) = remote_command {
+            command.arg("--").arg(remote_command);
+        }
+        run_bounded(command, CLIENT_TIMEOUT)
+    }
+
+    /// Runs the OpenSSH client as a user would type it, without `-O`: since
+    /// OpenSSH 9.0 that speaks SFTP, an `sftp` subsystem request.
+    pub fn scp_over_sftp<I, S>(&self, args: I) -> Outcome
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = Command::new(scp_client());
+        command
+            .args(self.client_options())
+            .arg("-P")
+            .arg(self.port.to_string())
+            .args(args);
+        run_bounded(command, CLIENT_TIMEOUT)
+    }
+
+    /// Runs `sftp -b BATCH user@127.0.0.1`, one sftp command per line of
+    /// `commands`; sftp stops at the first command that fails.
+    pub fn sftp_batch(&self, user: &str, commands: &str) -> Outcome {
+        static BATCHES: AtomicUsize = AtomicUsize::new(0);
+        let n = BATCHES.fetch_add(1, Ordering::Relaxed);
+        let batch = self.config_dir.join(format!("sftp-batch-{n}"));
+        fs::write(&batch, commands).expect("write sftp batch file");
+        let mut command = Command::new("/usr/bin/sftp");
+        command
+            .args(self.client_options())
+            .arg("-P")
+            .arg(self.port.to_string())
+            .arg("-b")
+            .arg(&batch)
+            .arg(format!("{user}@127.0.0.1"));
+        run_bounded(command, CLIENT_TIMEOUT)
+    }
+
     /// The sshd log so far (`sshd -e` writes it to stderr, which we redirect).
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log_path).unwrap_or_default()
@@ -646,11 +743,12 @@ impl Drop for PrivateSshd {
 
 /// sshd does not end a session's command when the connection drops, so a
 /// server-side scp that hung (the bug a timed-out test reports) would outlive
-/// the test. Every process running from our private `bin` directory is ours:
-/// its executable, or for a script its interpreter's argument, lies there.
-/// sshd gives each session its own process group, so killing that group
-/// also ends whatever the program started.
-fn kill_leftover_server_programs(bin_dir: &Path) {
+/// the test. Every process running from a private directory of the test
+/// (`bin_dir`; a jail) is ours: its executable, or for a script its
+/// interpreter's argument, lies there. sshd gives each session its own
+/// process group, so killing that group also ends whatever the program
+/// started.
+pub fn kill_leftover_server_programs(bin_dir: &Path) {
     let Ok(entries) = fs::read_dir("/proc") else {
         return;
     };
@@ -694,7 +792,7 @@ pub fn scp_client() -> String {
 
 /// sshd running as root refuses to start without /run/sshd (Debian's service
 /// unit creates it at boot); create it the same way when it is missing.
-fn ensure_privilege_separation_dir() {
+pub fn ensure_privilege_separation_dir() {
     let dir = Path::new("/run/sshd");
     if !dir.is_dir() {
         fs::create_dir_all(dir).expect("create /run/sshd");
