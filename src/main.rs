@@ -10,6 +10,7 @@ compile_error!(
     "unchecked-paths-for-landlock-test is a test-only feature; never build a release with it"
 );
 
+mod audit;
 mod cli;
 mod command;
 mod confine;
@@ -47,7 +48,9 @@ fn main() -> ExitCode {
     let (admin_words, scp_words) = cli::split_admin_args(&args);
     let admin =
         AdminArgs::parse_from(std::iter::once(OsString::from("scp-server")).chain(admin_words));
-    exit_code(dispatch(&admin, &argv0, &scp_words))
+    let status = dispatch(&admin, &argv0, &scp_words);
+    audit::session_end(status);
+    exit_code(status)
 }
 
 /// Picks the invocation mode (DESIGN.md, "Who runs it, and how it is
@@ -180,20 +183,26 @@ struct Session {
     scope: confine::Scope,
 }
 
-/// Resolves the policy and, when the session is confined, opens the root
-/// and locks the process to it (Landlock, no_new_privs) before a single
-/// record is read. A session is confined when it is restricted (DESIGN.md:
-/// restricted mode is always confined) or when the policy names a root.
+/// Resolves the policy, sets up the audit trail and, when the session is
+/// confined, opens the root and locks the process to it (Landlock,
+/// no_new_privs) before a single record is read. A session is confined
+/// when it is restricted (DESIGN.md: restricted mode is always confined)
+/// or when the policy names a root.
 fn open_session(
     admin: &AdminArgs,
     restricted: bool,
     access: sandbox::Access,
 ) -> Result<Session, String> {
-    let policy = Policy::load(&admin.policy, &policy::Identity::current());
+    let identity = policy::Identity::current();
+    let policy = Policy::load(&admin.policy, &identity);
+    // Before the sandbox: the log file and the journald socket lie outside
+    // the root, and so do the passwd entries that name the user.
+    audit::setup(&policy, identity.user, audit_direction(access));
     if let Some(e) = &policy.config_error {
         return Err(e.clone());
     }
     if !restricted && policy.root.is_none() {
+        audit::session_start(None);
         return Ok(Session {
             policy,
             scope: confine::Scope::Unconfined,
@@ -213,7 +222,12 @@ fn open_session(
     };
     let root = confine::Root::open(&root_path, backend, policy.no_symlinks)
         .map_err(|e| format!("{}: {}", root_path.display(), error::strerror(e)))?;
-    let report = sandbox::confine_process(root.fd(), access);
+    audit::session_start(Some(&root_path));
+    let journald: Vec<_> = audit::journald_socket()
+        .map(sandbox::ExtraRule::UnixSocket)
+        .into_iter()
+        .collect();
+    let report = sandbox::confine_process(root.fd(), access, &journald);
     if admin_flags_verbose() {
         eprintln!("scp-server: {}", report.summary());
     }
@@ -221,6 +235,14 @@ fn open_session(
         policy,
         scope: confine::Scope::Confined(root),
     })
+}
+
+/// Uploads need write access beneath the root; downloads only read.
+fn audit_direction(access: sandbox::Access) -> audit::Direction {
+    match access {
+        sandbox::Access::ReadWrite => audit::Direction::Upload,
+        sandbox::Access::ReadOnly => audit::Direction::Download,
+    }
 }
 
 fn run_sink(admin: &AdminArgs, flags: ScpFlags, restricted: bool) -> i32 {
@@ -352,6 +374,7 @@ fn refuse_on_stderr(message: &str) -> i32 {
 
 /// A refusal the client must see: one `\x01` line on the protocol stream.
 fn refuse_in_protocol(message: &str) -> i32 {
+    audit::session_refused(message);
     let line = format!("\x01scp: {message}\n");
     let _ = RawStdout.write_all(line.as_bytes());
     1

@@ -119,14 +119,28 @@ pub struct PolicyArgs {
     /// Refuse paths matching PATTERN (repeatable; adds to the configured list)
     #[arg(long, value_name = "PATTERN", value_parser = DenyPattern::parse)]
     pub deny: Vec<DenyPattern>,
+
+    /// Audit trail: journald, json:FILE (JSON lines appended to FILE), stderr or none [default: journald when its socket exists]
+    #[arg(long, value_name = "SINK", value_parser = LogTarget::parse)]
+    pub log: Option<LogTarget>,
+
+    /// Record each file's checksum in its audit event: sha256 or none [default: none]
+    #[arg(long, value_name = "ALGORITHM", value_parser = ChecksumKind::parse)]
+    pub checksum: Option<ChecksumKind>,
 }
 
-/// True if any policy option other than `--config` was given: any of them
-/// selects restricted mode (DESIGN.md, "Contract details").
+/// True if any policy option other than `--config`, `--log` and
+/// `--checksum` was given: any of them selects restricted mode (DESIGN.md,
+/// "Contract details").
 pub fn any_restriction_flag(args: &PolicyArgs) -> bool {
     // Destructured so that a new option cannot be forgotten here.
     let PolicyArgs {
         config: _,
+        // The audit settings say what is recorded, not what is allowed: an
+        // admin who only asks for a log must not turn a person's `scp` into
+        // a confined session.
+        log: _,
+        checksum: _,
         root,
         read_only,
         write_only,
@@ -213,6 +227,58 @@ fn check_max_depth(depth: i128) -> Result<usize, String> {
         .ok_or_else(|| format!("max-depth must be from 1 to {MAX_DEPTH_LIMIT}, not {depth}"))
 }
 
+/// Where the audit trail goes (`--log`, `log = "..."`; audit.rs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    /// journald's native protocol (skipped when its socket is missing).
+    Journald,
+    /// One JSON object per line, appended to this file (an absolute path).
+    Json(PathBuf),
+    /// The same JSON lines on stderr, which reaches the client's terminal:
+    /// only for an admin who asks for it.
+    Stderr,
+    /// No audit trail.
+    Off,
+}
+
+impl LogTarget {
+    pub fn parse(text: &str) -> Result<LogTarget, String> {
+        match text {
+            "journald" => Ok(LogTarget::Journald),
+            "stderr" => Ok(LogTarget::Stderr),
+            "none" => Ok(LogTarget::Off),
+            // A relative file would depend on the directory sshd started us
+            // in (the user's home, which the user controls).
+            _ => match text.strip_prefix("json:") {
+                Some(path) if path.starts_with('/') => Ok(LogTarget::Json(PathBuf::from(path))),
+                _ => Err(format!(
+                    "invalid log target '{text}': expected journald, json:FILE (FILE an absolute path), stderr or none"
+                )),
+            },
+        }
+    }
+}
+
+/// Which checksum each file's audit event carries (`--checksum`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ChecksumKind {
+    #[default]
+    Off,
+    Sha256,
+}
+
+impl ChecksumKind {
+    pub fn parse(text: &str) -> Result<ChecksumKind, String> {
+        match text {
+            "sha256" => Ok(ChecksumKind::Sha256),
+            "none" => Ok(ChecksumKind::Off),
+            _ => Err(format!(
+                "invalid checksum '{text}': expected sha256 or none"
+            )),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Who the session runs as
 // ---------------------------------------------------------------------------
@@ -279,6 +345,9 @@ pub struct Policy {
     pub max_depth: usize,
     pub fsync: bool,
     pub deny: Vec<DenyPattern>,
+    /// `None`: journald when its socket exists, else no audit trail.
+    pub log: Option<LogTarget>,
+    pub checksum: ChecksumKind,
     /// Set when a config file was asked for (or exists at the default path)
     /// but cannot be used: every transfer must be refused with this
     /// sentence. The other fields then hold the defaults and flags only.
@@ -301,6 +370,8 @@ impl Default for Policy {
             max_depth: DEFAULT_MAX_DEPTH,
             fsync: false,
             deny: default_deny_patterns(),
+            log: None,
+            checksum: ChecksumKind::Off,
             config_error: None,
         }
     }
@@ -395,6 +466,8 @@ struct Settings {
     fsync: Option<bool>,
     /// Replaces the list in force (an empty list removes the defaults).
     deny: Option<Vec<DenyPattern>>,
+    log: Option<LogTarget>,
+    checksum: Option<ChecksumKind>,
 }
 
 impl Settings {
@@ -416,6 +489,8 @@ impl Settings {
             max_depth: args.max_depth,
             fsync: args.fsync.then_some(true),
             deny: None,
+            log: args.log.clone(),
+            checksum: args.checksum,
         }
     }
 
@@ -442,6 +517,8 @@ impl Settings {
         set(&mut policy.max_depth, &self.max_depth);
         set(&mut policy.fsync, &self.fsync);
         set(&mut policy.deny, &self.deny);
+        set_optional(&mut policy.log, &self.log);
+        set(&mut policy.checksum, &self.checksum);
     }
 }
 
@@ -663,6 +740,8 @@ impl Settings {
             "max-depth" => self.max_depth = Some(depth_value(name, value)?),
             "fsync" => self.fsync = Some(bool_value(name, value)?),
             "deny" => self.deny = Some(deny_value(name, value)?),
+            "log" => self.log = Some(log_value(name, value)?),
+            "checksum" => self.checksum = Some(checksum_value(name, value)?),
             _ => return Err(unknown_key(name, key, value, section)),
         }
         if self.read_only == Some(true) && self.write_only == Some(true) {
@@ -770,6 +849,20 @@ fn non_negative(name: &str, value: &Value<'_>, number: i128) -> Result<u64, Conf
 fn depth_value(name: &str, value: &Value<'_>) -> Result<usize, ConfigError> {
     let depth = integer_value(name, value, "an integer")?;
     check_max_depth(depth).map_err(|e| ConfigError::at(value.span().start, e))
+}
+
+fn log_value(name: &str, value: &Value<'_>) -> Result<LogTarget, ConfigError> {
+    let text = string_value(
+        name,
+        value,
+        "a string such as \"journald\" or \"json:/var/log/scp-server.jsonl\"",
+    )?;
+    LogTarget::parse(text).map_err(|e| ConfigError::at(value.span().start, e))
+}
+
+fn checksum_value(name: &str, value: &Value<'_>) -> Result<ChecksumKind, ConfigError> {
+    let text = string_value(name, value, "a string: \"sha256\" or \"none\"")?;
+    ChecksumKind::parse(text).map_err(|e| ConfigError::at(value.span().start, e))
 }
 
 fn deny_value(name: &str, value: &Value<'_>) -> Result<Vec<DenyPattern>, ConfigError> {
@@ -1359,6 +1452,8 @@ mod tests {
             max-depth = 3
             fsync = true
             deny = [".ssh/", "*.php"]
+            log = "json:/var/log/scp-server.jsonl"
+            checksum = "sha256"
         "#;
         let p = policy_from(text, &[], &nobody());
         let expected = Policy {
@@ -1375,6 +1470,8 @@ mod tests {
             max_depth: 3,
             fsync: true,
             deny: patterns(&[".ssh/", "*.php"]),
+            log: Some(LogTarget::Json(PathBuf::from("/var/log/scp-server.jsonl"))),
+            checksum: ChecksumKind::Sha256,
             config_error: None,
         };
         assert_eq!(p, expected);
@@ -1423,6 +1520,85 @@ mod tests {
             (p.max_file_size, p.max_total_bytes, p.max_files, p.max_depth),
             (Some(1 << 40), Some(12), Some(0), 4096)
         );
+    }
+
+    #[test]
+    fn audit_settings_from_flags_file_and_sections() {
+        assert_eq!(policy_from("", &[], &nobody()).log, None);
+        assert_eq!(policy_from("", &[], &nobody()).checksum, ChecksumKind::Off);
+
+        let text = "log = \"json:/var/log/scp-server.jsonl\"\nchecksum = \"sha256\"\n\
+                    [user.quiet]\nlog = \"none\"\nchecksum = \"none\"\n";
+        let p = policy_from(text, &[], &nobody());
+        assert_eq!(
+            p.log,
+            Some(LogTarget::Json(PathBuf::from("/var/log/scp-server.jsonl")))
+        );
+        assert_eq!(p.checksum, ChecksumKind::Sha256);
+        let p = policy_from(text, &[], &identity("quiet", &[]));
+        assert_eq!(
+            (p.log, p.checksum),
+            (Some(LogTarget::Off), ChecksumKind::Off)
+        );
+
+        // The flags win over the file.
+        let p = policy_from(text, &["--log", "stderr"], &identity("quiet", &[]));
+        assert_eq!(p.log, Some(LogTarget::Stderr));
+        let p = policy_from(
+            "",
+            &["--log", "journald", "--checksum", "sha256"],
+            &nobody(),
+        );
+        assert_eq!(
+            (p.log, p.checksum),
+            (Some(LogTarget::Journald), ChecksumKind::Sha256)
+        );
+    }
+
+    #[test]
+    fn audit_flags_alone_are_no_restriction() {
+        for words in [
+            &["--log", "journald"][..],
+            &["--log", "json:/var/log/scp.jsonl"],
+            &["--log", "stderr"],
+            &["--log", "none"],
+            &["--checksum", "sha256"],
+            &["--log", "stderr", "--checksum", "none"],
+        ] {
+            assert!(!any_restriction_flag(&flags(words)), "{words:?}");
+        }
+        assert!(any_restriction_flag(&flags(&[
+            "--log", "stderr", "--fsync"
+        ])));
+    }
+
+    #[test]
+    fn invalid_audit_settings_are_refused() {
+        for words in [
+            &["--log", "syslog"][..],
+            &["--log", "json:relative.jsonl"],
+            &["--log", "json:"],
+            &["--checksum", "md5"],
+        ] {
+            let error = flag_error(words);
+            assert!(error.contains("invalid"), "{words:?}: {error}");
+        }
+        for (text, expected) in [
+            (
+                "log = \"syslog\"\n",
+                ", line 1: invalid log target 'syslog': expected journald, json:FILE (FILE an absolute path), stderr or none",
+            ),
+            (
+                "log = true\n",
+                ", line 1: 'log' must be a string such as \"journald\" or \"json:/var/log/scp-server.jsonl\", not boolean",
+            ),
+            (
+                "\nchecksum = \"md5\"\n",
+                ", line 2: invalid checksum 'md5': expected sha256 or none",
+            ),
+        ] {
+            assert_eq!(config_error(text), expected, "{text:?}");
+        }
     }
 
     #[test]

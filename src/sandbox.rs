@@ -43,6 +43,27 @@ pub enum LandlockStatus {
     NotEnforced(String),
 }
 
+/// One thing outside the root that the session may still reach once it
+/// is confined. Each is as narrow as Landlock can make it.
+#[derive(Clone, Copy, Debug)]
+pub enum ExtraRule<'a> {
+    /// Send datagrams to (or connect to) the Unix socket that this `O_PATH`
+    /// descriptor names — the journald socket, which the audit trail
+    /// (`audit.rs`) sends to by path with every event. Only Landlock ABI 9's
+    /// `ResolveUnix` on that one socket: nothing can be read, written or
+    /// created there. Older kernels do not restrict sending to sockets, so
+    /// there the rule is not needed and is left out (best effort).
+    UnixSocket(BorrowedFd<'a>),
+}
+
+impl ExtraRule<'_> {
+    fn path_beneath(&self) -> PathBeneath<BorrowedFd<'_>> {
+        match self {
+            ExtraRule::UnixSocket(socket) => PathBeneath::new(*socket, AccessFs::ResolveUnix),
+        }
+    }
+}
+
 /// The outcome of [`confine_process`], for one log line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SandboxReport {
@@ -85,8 +106,9 @@ impl fmt::Display for LandlockStatus {
 const NEWEST_KNOWN_ABI: ABI = ABI::V10;
 
 /// Restricts the calling process, irreversibly, to `root`: `no_new_privs`,
-/// then Landlock allowing only `access` beneath `root` and nothing anywhere
-/// else. Best effort: never fails, and reports what was enforced.
+/// then Landlock allowing only `access` beneath `root`, the narrow
+/// exceptions in `extra` (the journald socket), and nothing anywhere else.
+/// Best effort: never fails, and reports what was enforced.
 ///
 /// `root` is the open confinement root; an `O_PATH` descriptor is fine (it
 /// is what the kernel prefers for a Landlock rule). It is only borrowed:
@@ -98,9 +120,12 @@ const NEWEST_KNOWN_ABI: ABI = ABI::V10;
 ///   file, `/etc/localtime` for log timestamps, a JSON log file. Descriptors
 ///   that are already open (stdin, stdout, a log file) keep working: Landlock
 ///   checks opens, not reads and writes on open descriptors.
-/// - Connect the journald socket: on kernels with Landlock ABI 9 or newer,
-///   connecting or sending by path to a Unix socket outside the root is
-///   refused.
+/// - Open the journald socket `O_PATH` and pass it in `extra`: on kernels
+///   with Landlock ABI 9 or newer, connecting or sending by path to a Unix
+///   socket is refused unless a rule grants `ResolveUnix` on it — also
+///   beneath the root (the jail's own `/run/systemd/journal/socket`), since
+///   the root's rights never include it. tracing-journald sends by path
+///   with every event, so an already connected socket would not help.
 /// - Call this before spawning any thread: Landlock and `no_new_privs` bind
 ///   the calling thread and the threads and processes it creates later, not
 ///   threads that already exist.
@@ -110,11 +135,15 @@ const NEWEST_KNOWN_ABI: ABI = ABI::V10;
 /// rename or link between two directories is refused even beneath the root
 /// (`Refer` arrived with ABI 2); renames within one directory, as the sink's
 /// publish step, work everywhere.
-pub fn confine_process(root: BorrowedFd<'_>, access: Access) -> SandboxReport {
+pub fn confine_process(
+    root: BorrowedFd<'_>,
+    access: Access,
+    extra: &[ExtraRule<'_>],
+) -> SandboxReport {
     // First, and on its own: it is worth having even where Landlock is
     // missing, and Landlock refuses an unprivileged process without it.
     let no_new_privs = nix::sys::prctl::set_no_new_privs().is_ok();
-    let landlock = match restrict_to_root(root, access) {
+    let landlock = match restrict_to_root(root, access, extra) {
         Ok(status) => landlock_status(status.ruleset, status.landlock),
         Err(err) => LandlockStatus::NotEnforced(format!("setting up Landlock failed: {err}")),
     };
@@ -125,17 +154,24 @@ pub fn confine_process(root: BorrowedFd<'_>, access: Access) -> SandboxReport {
 }
 
 /// Builds and applies the ruleset: every known right is handled (so denied
-/// by default), and `access`'s rights are granted beneath `root` alone.
+/// by default), `access`'s rights are granted beneath `root`, and each
+/// extra rule grants its one right.
 fn restrict_to_root(
     root: BorrowedFd<'_>,
     access: Access,
+    extra: &[ExtraRule<'_>],
 ) -> Result<RestrictionStatus, RulesetError> {
-    Ruleset::default()
+    let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(handled_rights())?
         .create()?
-        .add_rule(PathBeneath::new(root, granted_beneath_root(access)))?
-        .restrict_self()
+        .add_rule(PathBeneath::new(root, granted_beneath_root(access)))?;
+    for rule in extra {
+        // An exception that cannot be added is left out: the session loses
+        // what it was for (its log lines), never its confinement.
+        let _ = (&mut ruleset).add_rule(rule.path_beneath());
+    }
+    ruleset.restrict_self()
 }
 
 /// Everything the ruleset takes away, everywhere, unless a rule gives it back.
@@ -308,6 +344,7 @@ mod tests {
         match scenario.as_str() {
             "read-write" => read_write_checks(&scratch),
             "read-only" => read_only_checks(&scratch),
+            "unix-socket" => unix_socket_checks(&scratch),
             other => panic!("unknown sandbox scenario {other:?}"),
         }
         println!("{CHILD_DONE}");
@@ -315,13 +352,17 @@ mod tests {
 
     /// Opens the root as the sessions do (O_PATH) and confines the process.
     fn confine_to(root: &Path, access: Access) -> SandboxReport {
+        confine_with(root, access, &[])
+    }
+
+    fn confine_with(root: &Path, access: Access, extra: &[ExtraRule<'_>]) -> SandboxReport {
         let root_fd: OwnedFd = open(
             root,
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
         .unwrap();
-        let report = confine_process(root_fd.as_fd(), access);
+        let report = confine_process(root_fd.as_fd(), access, extra);
         println!("{}", report.summary());
         assert!(
             !matches!(report.landlock, LandlockStatus::NotEnforced(_)),
@@ -463,6 +504,60 @@ mod tests {
         outside_is_unreadable(scratch, hostname_was_readable);
     }
 
+    /// Whether the running kernel can restrict sending to Unix sockets by
+    /// path (Landlock ABI 9, `ResolveUnix`): asked of the kernel by
+    /// demanding that one right and nothing else.
+    fn kernel_restricts_unix_sockets() -> bool {
+        Ruleset::default()
+            .set_compatibility(CompatLevel::HardRequirement)
+            .handle_access(AccessFs::ResolveUnix)
+            .and_then(|ruleset| ruleset.create())
+            .is_ok()
+    }
+
+    /// The journald exception: a socket outside the root named by an extra
+    /// rule can still be sent to; any other socket out there only where the
+    /// kernel is too old to restrict it (ABI < 9).
+    fn unix_socket_checks(scratch: &Scratch) {
+        use std::os::unix::net::UnixDatagram;
+        let granted_path = scratch.outside().join("granted.sock");
+        let other_path = scratch.outside().join("other.sock");
+        let granted = UnixDatagram::bind(&granted_path).unwrap();
+        let other = UnixDatagram::bind(&other_path).unwrap();
+        let granted_fd: OwnedFd = open(
+            &granted_path,
+            OFlag::O_PATH | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap();
+        let restricts = kernel_restricts_unix_sockets();
+        let sender = UnixDatagram::unbound().unwrap();
+
+        confine_with(
+            &scratch.root(),
+            Access::ReadWrite,
+            &[ExtraRule::UnixSocket(granted_fd.as_fd())],
+        );
+
+        sender.send_to(b"MESSAGE=granted\n", &granted_path).unwrap();
+        let mut buf = [0u8; 64];
+        let n = granted.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"MESSAGE=granted\n");
+        let unlisted = sender.send_to(b"MESSAGE=other\n", &other_path);
+        if restricts {
+            assert_denied("send to a socket without a rule", unlisted);
+        } else {
+            unlisted.unwrap();
+            assert!(other.recv(&mut buf).is_ok());
+            println!("kernel Landlock ABI < 9: sockets outside are not restricted");
+        }
+        // Nothing but sending was granted there.
+        assert_denied(
+            "read the granted socket's directory",
+            fs::read_dir(scratch.outside()),
+        );
+    }
+
     /// What the parent checks once the child is done: the outside is as it
     /// was, and so is the root except for what `expected_root` lists.
     fn assert_tree_after(scratch: &Scratch, expected_root: &[&str]) {
@@ -507,6 +602,12 @@ mod tests {
         let scratch = Scratch::new("ro");
         assert_child_passed(&run_child("read-only", &scratch));
         assert_tree_after(&scratch, &["escape-dir", "escape-file", "inside.txt"]);
+    }
+
+    #[test]
+    fn an_extra_rule_reaches_one_socket_outside_the_root() {
+        let scratch = Scratch::new("sock");
+        assert_child_passed(&run_child("unix-socket", &scratch));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, futimens, mk
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, fchown, ftruncate};
 
+use crate::audit::{self, FileAudit};
 use crate::confine::{
     DirFd, ResolveError, Scope, check_single_component, check_storable_name, create_temp_file,
     join_display, join_rel, normalize_rel, remove_temp_file, rename_noreplace, reopen_dir_readable,
@@ -177,6 +178,7 @@ impl<R: Read, W: Write> Sink<R, W> {
         let level = match self.top_level(target) {
             Ok(level) => level,
             Err(e) => {
+                audit::session_error(&e);
                 let _ = self.out.warn(&e);
                 return 1;
             }
@@ -188,6 +190,7 @@ impl<R: Read, W: Write> Sink<R, W> {
             Ok(_) if self.errors == 0 => 0,
             Ok(_) | Err(Stop::Silent) => 1,
             Err(Stop::Fatal(e)) => {
+                audit::session_error(&e);
                 let _ = self.out.warn(&e);
                 1
             }
@@ -261,15 +264,16 @@ impl<R: Read, W: Write> Sink<R, W> {
             Ok(entry) => entry,
             Err(e) => return self.skip(e),
         };
+        let upload = FileAudit::begin(&entry.path, size, mode);
         if let Err(e) = self.check_entry(&entry, name) {
-            return self.skip(e);
+            return self.skip_file(&upload, 0, e);
         }
         if let Err(e) = self.quota.admit(&entry.path, size) {
-            return self.skip(e);
+            return self.skip_file(&upload, 0, e);
         }
         let dest = match self.open_destination(&entry) {
             Ok(dest) => dest,
-            Err(e) => return self.skip(e),
+            Err(e) => return self.skip_file(&upload, 0, e),
         };
         self.reply_ok()?;
         let received = match self
@@ -280,23 +284,28 @@ impl<R: Read, W: Write> Sink<R, W> {
             Err(Incomplete { received }) => {
                 dest.discard();
                 let path = DisplayPath(entry.path);
-                return Err(Stop::Fatal(Error::UploadIncomplete {
+                let e = Error::UploadIncomplete {
                     path,
                     received,
                     size,
-                }));
+                };
+                upload.failed(received, &e);
+                return Err(Stop::Fatal(e));
             }
         };
         if let Err(stop) = self.expect_sender_ok(&entry.path) {
             dest.discard();
             return match stop {
-                Some(e) => self.skip(e),
-                None => Err(Stop::Silent),
+                Some(e) => self.skip_file(&upload, size, e),
+                None => {
+                    upload.interrupted(Some(size));
+                    Err(Stop::Silent)
+                }
             };
         }
         if let Some(errno) = received.write_error {
             dest.discard();
-            return self.skip(Error::os(&entry.path, errno));
+            return self.skip_file(&upload, size, Error::os(&entry.path, errno));
         }
         let finish = Finish {
             mode: self.final_file_mode(mode, dest.existing()),
@@ -309,9 +318,10 @@ impl<R: Read, W: Write> Sink<R, W> {
         match dest.finish(&finish, &entry.path) {
             Ok(()) => {
                 self.quota.record(size);
+                upload.ok(size, None);
                 self.reply_ok()
             }
-            Err(e) => self.skip(e),
+            Err(e) => self.skip_file(&upload, size, e),
         }
     }
 
@@ -561,6 +571,18 @@ impl<R: Read, W: Write> Sink<R, W> {
 
     /// Reports a per-item problem with one `\x01` line and goes on.
     fn skip(&mut self, e: Error) -> Result<(), Stop> {
+        audit::problem(&e);
+        self.report(e)
+    }
+
+    /// `skip` for a file whose audit event carries its size, mode and the
+    /// bytes that had arrived.
+    fn skip_file(&mut self, file: &FileAudit, bytes: u64, e: Error) -> Result<(), Stop> {
+        file.failed(bytes, &e);
+        self.report(e)
+    }
+
+    fn report(&mut self, e: Error) -> Result<(), Stop> {
         self.errors += 1;
         self.out.warn(&e).map_err(|_| Stop::Silent)
     }

@@ -14,6 +14,7 @@ use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 
+use crate::audit::{self, FileAudit};
 use crate::confine::{
     ResolveError, Root, Scope, join_display, join_rel, normalize_rel, reopen_dir_readable,
     split_parent,
@@ -176,20 +177,22 @@ impl<R: Read, W: Write> Source<R, W> {
             return Ok(());
         }
         let size = u64::try_from(file.st.st_size).unwrap_or(0);
+        let download = FileAudit::begin(path, size, file.st.st_mode);
         if let Err(e) = self.quota.admit(path, size) {
-            return self.warn(e);
+            return self.warn_file(&download, 0, e);
         }
         let record = encode_file(file.st.st_mode, size, &wire_name);
         if !self.send_record(&record)? {
             return Ok(());
         }
-        let shortfall = self
-            .data
-            .send(file.fd.as_fd(), size, self.out.inner_mut())
-            .map_err(|_| PeerStopped)?;
+        let Ok(shortfall) = self.data.send(file.fd.as_fd(), size, self.out.inner_mut()) else {
+            download.interrupted(None);
+            return Err(PeerStopped);
+        };
         match shortfall {
             None => {
                 self.quota.record(size);
+                download.ok(size, None);
                 self.out.ok().map_err(|_| PeerStopped)?;
             }
             Some(short) => {
@@ -201,7 +204,7 @@ impl<R: Read, W: Write> Source<R, W> {
                         size,
                     },
                 };
-                self.warn(e)?;
+                self.warn_file(&download, short.sent, e)?;
             }
         }
         // A warning here only counts as an error; the session goes on.
@@ -362,6 +365,18 @@ impl<R: Read, W: Write> Source<R, W> {
 
     /// A `\x01` line in place of a record; the peer does not reply to it.
     fn warn(&mut self, e: Error) -> Result<(), PeerStopped> {
+        audit::problem(&e);
+        self.report(e)
+    }
+
+    /// `warn` for a file whose audit event carries its size, mode and the
+    /// bytes that had been sent.
+    fn warn_file(&mut self, file: &FileAudit, bytes: u64, e: Error) -> Result<(), PeerStopped> {
+        file.failed(bytes, &e);
+        self.report(e)
+    }
+
+    fn report(&mut self, e: Error) -> Result<(), PeerStopped> {
         self.errors += 1;
         self.out.warn(&e).map_err(|_| PeerStopped)
     }
