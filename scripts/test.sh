@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 need_packages=()
 command -v scp >/dev/null || need_packages+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need_packages+=(openssh-server)
+# Packaging tests: lint the .deb and man pages, install it in a throwaway root.
+command -v lintian >/dev/null || need_packages+=(lintian)
+command -v mandoc >/dev/null || need_packages+=(mandoc)
+command -v debootstrap >/dev/null || need_packages+=(debootstrap)
 if [ ${#need_packages[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "test.sh: missing ${need_packages[*]}; run as root to install them" >&2

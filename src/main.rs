@@ -14,6 +14,7 @@ mod audit;
 mod cli;
 mod command;
 mod confine;
+mod doctor;
 mod error;
 mod limits;
 mod policy;
@@ -45,6 +46,15 @@ fn main() -> ExitCode {
     let mut argv = std::env::args_os();
     let argv0 = argv.next().unwrap_or_default();
     let args: Vec<OsString> = argv.collect();
+    // `scp-server doctor [USER]` checks a drop-account set-up. Only under
+    // the name scp-server: through the /usr/bin/scp link, `scp doctor x` is
+    // a local copy and goes to the OpenSSH client.
+    if Path::new(&argv0).file_name() == Some(OsStr::new("scp-server"))
+        && args.first().is_some_and(|a| a == "doctor")
+        && args.len() <= 2
+    {
+        return exit_code(doctor::run(args.get(1).map(OsString::as_os_str)));
+    }
     let (admin_words, scp_words) = cli::split_admin_args(&args);
     let admin =
         AdminArgs::parse_from(std::iter::once(OsString::from("scp-server")).chain(admin_words));
