@@ -715,13 +715,6 @@ struct FileRecord<'a> {
 /// sha256`), so that a recipient can prove what arrived.
 pub struct Checksum(Sha256);
 
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "fed by the data path (transfer.rs) once it hashes while streaming"
-    )
-)]
 impl Checksum {
     pub fn new() -> Checksum {
         Checksum(Sha256::new())

@@ -166,7 +166,9 @@ pub fn follow_final_symlinks<'a>(
 /// symlinks included. Returns the descriptor and the name.
 pub fn create_temp_file(dir: BorrowedFd<'_>) -> Result<(OwnedFd, Vec<u8>), Errno> {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let pid = std::process::id();
+    // getpid once per process, not once per file.
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let pid = *PID.get_or_init(std::process::id);
     loop {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -751,21 +753,6 @@ impl Scope {
             Scope::Confined(root) => {
                 root.open_beneath(path, OFlag::O_PATH | OFlag::O_DIRECTORY, true)
             }
-        }
-    }
-
-    /// The entry a `C` record writes. Without a root a chain of symlinks at
-    /// `name` is followed to where OpenSSH would write; with one, the name
-    /// itself is the entry (a symlink there is replaced, never written
-    /// through).
-    pub fn upload_entry<'a>(
-        &self,
-        dir: BorrowedFd<'a>,
-        name: &[u8],
-    ) -> Result<(DirFd<'a>, Vec<u8>), Errno> {
-        match self {
-            Scope::Unconfined => follow_final_symlinks(dir, name),
-            Scope::Confined(_) => Ok((DirFd::Borrowed(dir), name.to_vec())),
         }
     }
 

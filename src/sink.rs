@@ -16,18 +16,18 @@ use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, futimens, mk
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, fchown, ftruncate};
 
-use crate::audit::{self, FileAudit};
+use crate::audit::{self, Checksum, FileAudit};
 use crate::confine::{
     DirFd, ResolveError, Scope, check_single_component, check_storable_name, create_temp_file,
-    join_display, join_rel, normalize_rel, remove_temp_file, rename_noreplace, reopen_dir_readable,
-    split_parent,
+    follow_final_symlinks, join_display, join_rel, normalize_rel, remove_temp_file,
+    rename_noreplace, reopen_dir_readable, split_parent,
 };
 use crate::error::{DisplayPath, Error, Refusal};
 use crate::limits::{Limits, Quota};
 use crate::protocol::{
     Line, Record, RecordReader, ReplyWriter, Status, Times, escape_bytes, parse_record,
 };
-use crate::transfer::{DataPath, Incomplete};
+use crate::transfer::{DataPath, Incomplete, SessionStream};
 
 /// The policy's deny patterns as a question: which pattern, if any, does
 /// this normalised path beneath the root match?
@@ -143,7 +143,7 @@ impl Level {
 }
 
 /// Runs a whole sink session on the given streams; returns the exit status.
-pub fn run<R: Read, W: Write>(
+pub fn run<R: Read + SessionStream, W: Write + SessionStream>(
     target: &[u8],
     scope: Scope,
     opts: SinkOptions,
@@ -173,7 +173,7 @@ struct Sink<R, W> {
     errors: u32,
 }
 
-impl<R: Read, W: Write> Sink<R, W> {
+impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
     fn session(&mut self, target: &[u8]) -> i32 {
         let level = match self.top_level(target) {
             Ok(level) => level,
@@ -276,10 +276,13 @@ impl<R: Read, W: Write> Sink<R, W> {
             Err(e) => return self.skip_file(&upload, 0, e),
         };
         self.reply_ok()?;
-        let received = match self
-            .data
-            .receive(&mut self.reader, Some(dest.data_fd()), size)
-        {
+        let mut checksum = Checksum::if_wanted();
+        let received = match self.data.receive(
+            &mut self.reader,
+            Some(dest.data_fd()),
+            size,
+            checksum.as_mut(),
+        ) {
             Ok(received) => received,
             Err(Incomplete { received }) => {
                 dest.discard();
@@ -318,7 +321,7 @@ impl<R: Read, W: Write> Sink<R, W> {
         match dest.finish(&finish, &entry.path) {
             Ok(()) => {
                 self.quota.record(size);
-                upload.ok(size, None);
+                upload.ok(size, checksum.map(Checksum::finish));
                 self.reply_ok()
             }
             Err(e) => self.skip_file(&upload, size, e),
@@ -471,10 +474,30 @@ impl<R: Read, W: Write> Sink<R, W> {
     /// Confined sessions never write through a symlink (it is replaced) and
     /// never write to anything but a regular file.
     fn open_destination<'a>(&self, entry: &Entry<'a>) -> Result<Destination<'a>, Error> {
-        let (dir, name) = self
-            .scope
-            .upload_entry(entry.dir, entry.name)
-            .map_err(|e| Error::os(&entry.path, e))?;
+        let flags = OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let open = |dir: BorrowedFd<'_>, name: &[u8]| {
+            openat(dir, std::ffi::OsStr::from_bytes(name), flags, Mode::empty())
+        };
+        // Unconfined, the open itself tells whether the name is a symlink
+        // (ELOOP under O_NOFOLLOW); only then is the chain followed, to
+        // where OpenSSH would write. Confined, the entry is looked at
+        // before anything is opened (opening a device can have effects).
+        let (dir, name, opened) = match &self.scope {
+            Scope::Unconfined => match open(entry.dir, entry.name) {
+                Err(Errno::ELOOP) => {
+                    let (dir, name) = follow_final_symlinks(entry.dir, entry.name)
+                        .map_err(|e| Error::os(&entry.path, e))?;
+                    let opened = open(dir.as_fd(), &name);
+                    (dir, name, Some(opened))
+                }
+                opened => (
+                    DirFd::Borrowed(entry.dir),
+                    entry.name.to_vec(),
+                    Some(opened),
+                ),
+            },
+            Scope::Confined(_) => (DirFd::Borrowed(entry.dir), entry.name.to_vec(), None),
+        };
         let os_name = std::ffi::OsStr::from_bytes(&name);
         let refuse = |why| Error::Refused {
             path: DisplayPath(entry.path.clone()),
@@ -492,8 +515,8 @@ impl<R: Read, W: Write> Sink<R, W> {
                 _ => {}
             }
         }
-        let flags = OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-        let fd = match openat(dir.as_fd(), os_name, flags, Mode::empty()) {
+        let opened = opened.unwrap_or_else(|| open(dir.as_fd(), &name));
+        let fd = match opened {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => return new_atomic(dir, name, &entry.path),
             // A running executable cannot be opened for writing, but it can

@@ -14,7 +14,7 @@ use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 
-use crate::audit::{self, FileAudit};
+use crate::audit::{self, Checksum, FileAudit};
 use crate::confine::{
     ResolveError, Root, Scope, join_display, join_rel, normalize_rel, reopen_dir_readable,
     split_parent,
@@ -22,7 +22,7 @@ use crate::confine::{
 use crate::error::{DisplayPath, Error};
 use crate::limits::{Limits, Quota};
 use crate::protocol::{RecordReader, ReplyWriter, Status, encode_dir, encode_file, encode_times};
-use crate::transfer::DataPath;
+use crate::transfer::{DataPath, SessionStream};
 
 /// Longest path OpenSSH's source builds while recursing (PATH_MAX).
 const PATH_MAX: usize = 4096;
@@ -46,7 +46,7 @@ pub enum Operand {
 struct PeerStopped;
 
 /// Runs a whole source session; returns the exit status.
-pub fn run<R: Read, W: Write>(
+pub fn run<R: Read + SessionStream, W: Write + SessionStream>(
     operands: &[Operand],
     scope: Scope,
     opts: SourceOptions,
@@ -85,7 +85,7 @@ struct Opened {
     st: FileStat,
 }
 
-impl<R: Read, W: Write> Source<R, W> {
+impl<R: Read + SessionStream, W: Write + SessionStream> Source<R, W> {
     fn session(&mut self, operands: &[Operand]) -> Result<(), PeerStopped> {
         // The sink speaks first: one status byte before anything is sent.
         self.await_reply()?;
@@ -185,14 +185,21 @@ impl<R: Read, W: Write> Source<R, W> {
         if !self.send_record(&record)? {
             return Ok(());
         }
-        let Ok(shortfall) = self.data.send(file.fd.as_fd(), size, self.out.inner_mut()) else {
+        let mut checksum = Checksum::if_wanted();
+        let sent = self.data.send(
+            file.fd.as_fd(),
+            size,
+            self.out.inner_mut(),
+            checksum.as_mut(),
+        );
+        let Ok(shortfall) = sent else {
             download.interrupted(None);
             return Err(PeerStopped);
         };
         match shortfall {
             None => {
                 self.quota.record(size);
-                download.ok(size, None);
+                download.ok(size, checksum.map(Checksum::finish));
                 self.out.ok().map_err(|_| PeerStopped)?;
             }
             Some(short) => {

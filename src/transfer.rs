@@ -1,20 +1,68 @@
-//! The data path: file bytes between the session's stdin/stdout and files,
-//! in large blocks, without going through std's small line buffers. Record
-//! lines stay in `protocol::RecordReader`; the first data bytes may already
-//! sit in its buffer and are taken from there first.
+//! The data path: file bytes between the session's stdin/stdout and files.
+//!
+//! Record lines stay in `protocol::RecordReader`; the first data bytes of a
+//! file may already sit in its buffer and are taken from there first. The
+//! rest never passes through user space when the kernel can move it:
+//!
+//! - sink: `splice(2)` from stdin (a pipe, which sshd gives a session on
+//!   Linux, or a socket) into a private relay pipe, and from there into the
+//!   file (`splice_via_relay` says why not straight into the file); a small
+//!   file from a pipe goes straight in, in one call (`splice_pipe_to`);
+//! - source: `sendfile(2)` from the file to stdout (a pipe or a socket).
+//!
+//! A session pipe is enlarged to 1 MiB (`grow_session_pipe`): with page
+//! moves instead of copies, the default 64 KiB pipe made both ends take
+//! turns instead of running at once.
+//!
+//! Whatever these calls refuse (stdin a regular file or a tty, a target that
+//! cannot take spliced pages, a pseudo-file without splice support, a
+//! non-blocking descriptor) continues with read/write in 256 KiB blocks from
+//! exactly where the fast path stopped, so both paths share one set of
+//! semantics: write errors are remembered while the stream is drained, and a
+//! file that ends early is padded with zeros.
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::sendfile::sendfile;
+use nix::sys::stat::{SFlag, fstat};
 
+use crate::audit::Checksum;
 use crate::protocol::RecordReader;
 
-/// Size of one data block. Large enough that per-syscall cost vanishes
-/// against the copy itself; small enough to stay in cache.
+/// Size of one data block, and the most one splice/sendfile call is asked
+/// to move: large enough that per-syscall cost vanishes against the copy,
+/// small enough to stay in cache and to keep `-l` pacing smooth.
 const BLOCK_SIZE: usize = 256 * 1024;
+
+/// Files up to this size are spliced from a stdin pipe straight into the
+/// file (`splice_pipe_to`); larger ones go through the relay.
+const SMALL_FILE: u64 = 64 * 1024;
+
+/// The capacity asked for the session's pipe: 1 MiB, the most an
+/// unprivileged process may set by default (/proc/sys/fs/pipe-max-size).
+const SESSION_PIPE_SIZE: usize = 1024 * 1024;
+
+/// Whether a stream is the process's own stdin or stdout — the only
+/// streams the data path may hand to splice(2)/sendfile(2) by descriptor.
+/// The sink and source are generic so that they can run on any stream;
+/// every other stream takes the read/write path.
+pub trait SessionStream {
+    const IS_SESSION_STREAM: bool = false;
+}
+
+impl SessionStream for RawStdin {
+    const IS_SESSION_STREAM: bool = true;
+}
+
+impl SessionStream for RawStdout {
+    const IS_SESSION_STREAM: bool = true;
+}
 
 /// The session's stdin, read with read(2) directly (std's `Stdin` would add
 /// an 8 KiB buffer that the data path cannot see past).
@@ -22,7 +70,13 @@ pub struct RawStdin;
 
 impl Read for RawStdin {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        Ok(nix::unistd::read(io::stdin().as_fd(), buf)?)
+        let stdin = io::stdin();
+        loop {
+            match nix::unistd::read(stdin.as_fd(), buf) {
+                Err(Errno::EAGAIN) => wait_until_ready(stdin.as_fd(), PollFlags::POLLIN)?,
+                other => return Ok(other?),
+            }
+        }
     }
 }
 
@@ -32,11 +86,31 @@ pub struct RawStdout;
 
 impl Write for RawStdout {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Ok(nix::unistd::write(io::stdout().as_fd(), buf)?)
+        let stdout = io::stdout();
+        loop {
+            match nix::unistd::write(stdout.as_fd(), buf) {
+                Err(Errno::EAGAIN) => wait_until_ready(stdout.as_fd(), PollFlags::POLLOUT)?,
+                other => return Ok(other?),
+            }
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// Blocks until a non-blocking descriptor is ready. sshd hands a session
+/// blocking pipes, but a session started some other way may inherit a
+/// descriptor someone set to O_NONBLOCK; waiting beats failing.
+fn wait_until_ready(fd: BorrowedFd<'_>, events: PollFlags) -> Result<(), Errno> {
+    loop {
+        match poll(&mut [PollFd::new(fd, events)], PollTimeout::NONE) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            // Readiness, or an error/hang-up that the retried call reports.
+            Ok(_) => return Ok(()),
+        }
     }
 }
 
@@ -79,11 +153,101 @@ pub struct Incomplete {
     pub received: u64,
 }
 
-/// Moves file data between the session and files; owns the block buffer so
-/// that a recursive transfer allocates it once.
+/// Where a file's data ran out while it was being sent.
+pub struct Shortfall {
+    pub sent: u64,
+    /// `None` when the file simply ended (it shrank, or it is a pseudo-file
+    /// whose size is a guess).
+    pub errno: Option<Errno>,
+}
+
+/// What the session's stdin is, which decides how the sink splices.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum InputKind {
+    /// What sshd gives a session on Linux.
+    Pipe,
+    /// splice(2) needs a pipe on one side: socket → relay → file.
+    Socket,
+    /// A regular file, a tty, /dev/null…: read/write only.
+    Other,
+}
+
+/// One receive in progress.
+struct Progress {
+    size: u64,
+    received: u64,
+    write_error: Option<Errno>,
+}
+
+impl Progress {
+    fn remaining(&self) -> u64 {
+        self.size - self.received
+    }
+
+    fn done(&self) -> bool {
+        self.received >= self.size
+    }
+
+    fn incomplete(&self) -> Incomplete {
+        Incomplete {
+            received: self.received,
+        }
+    }
+}
+
+/// Whether the splice fast path may go on with the current file.
+enum Splice {
+    /// Keep splicing.
+    Continue,
+    /// Stop splicing this file; read/write takes over where it stopped.
+    Fallback,
+}
+
+/// How sending a file with sendfile(2) ended.
+enum Sendfile {
+    /// All bytes sent.
+    Done,
+    /// The file ended before its size: the rest goes as zeros.
+    FileEnded,
+    /// Unsupported, or an error on one of the two sides: read/write goes on
+    /// from here and finds out which side it was.
+    Fallback,
+}
+
+/// A private pipe through which the sink splices stdin into files, created
+/// on first use and kept for the session. Empty between calls.
+struct Relay {
+    read_end: OwnedFd,
+    write_end: OwnedFd,
+    capacity: usize,
+}
+
+impl Relay {
+    fn new() -> Result<Relay, Errno> {
+        let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+        // A larger pipe means fewer splice calls per block. Asking is
+        // enough: a user over the pipe-size limits keeps the default.
+        let wanted = i32::try_from(BLOCK_SIZE).unwrap_or(i32::MAX);
+        let capacity = fcntl(&write_end, FcntlArg::F_SETPIPE_SZ(wanted))
+            .or_else(|_| fcntl(&write_end, FcntlArg::F_GETPIPE_SZ))?;
+        Ok(Relay {
+            read_end,
+            write_end,
+            capacity: usize::try_from(capacity).unwrap_or(4096).max(4096),
+        })
+    }
+}
+
+/// Moves file data between the session and files; owns the block buffer
+/// and the relay pipe so that a recursive transfer sets them up once.
 pub struct DataPath {
     block: Vec<u8>,
     throttle: Option<Throttle>,
+    /// What stdin is, found out on the first receive.
+    input: Option<InputKind>,
+    relay: Option<Relay>,
+    /// Whether stdout was looked at (and enlarged if a pipe) yet.
+    output_prepared: bool,
 }
 
 impl DataPath {
@@ -91,6 +255,9 @@ impl DataPath {
         DataPath {
             block: vec![0u8; BLOCK_SIZE],
             throttle,
+            input: None,
+            relay: None,
+            output_prepared: false,
         }
     }
 
@@ -102,51 +269,331 @@ impl DataPath {
 
     /// Reads exactly `size` data bytes from the session and writes them to
     /// `out` (or drops them when `out` is `None`).
-    pub fn receive<R: Read>(
+    ///
+    /// With a `checksum`, every byte goes through user space to be hashed:
+    /// spliced pages never reach it, so the copy path is taken.
+    pub fn receive<R: Read + SessionStream>(
         &mut self,
         reader: &mut RecordReader<R>,
         out: Option<BorrowedFd<'_>>,
         size: u64,
+        mut checksum: Option<&mut Checksum>,
     ) -> Result<Received, Incomplete> {
-        let mut state = Received { write_error: None };
-        let mut received = 0u64;
-        let buffered = reader.buffered();
-        let first = buffered.len().min(remaining_usize(size));
-        if first > 0 {
-            write_or_remember(out, &buffered[..first], &mut state);
-            reader.consume(first);
-            received += first as u64;
-            self.pace(first);
+        let mut progress = Progress {
+            size,
+            received: 0,
+            write_error: None,
+        };
+        self.take_buffered(reader, out, &mut progress, checksum.as_deref_mut());
+        if let Some(out) = out
+            && R::IS_SESSION_STREAM
+            && checksum.is_none()
+        {
+            self.splice_from_stdin(out, &mut progress)?;
         }
-        while received < size {
-            let want = remaining_usize(size - received).min(self.block.len());
-            let n = match reader.inner_mut().read(&mut self.block[..want]) {
-                Ok(0) => return Err(Incomplete { received }),
+        self.copy_from(reader.inner_mut(), out, &mut progress, checksum)?;
+        Ok(Received {
+            write_error: progress.write_error,
+        })
+    }
+
+    /// Data bytes that arrived with the record line come first.
+    fn take_buffered<R: Read>(
+        &mut self,
+        reader: &mut RecordReader<R>,
+        out: Option<BorrowedFd<'_>>,
+        progress: &mut Progress,
+        checksum: Option<&mut Checksum>,
+    ) {
+        let buffered = reader.buffered();
+        let first = buffered.len().min(remaining_usize(progress.remaining()));
+        if first == 0 {
+            return;
+        }
+        if let Some(sum) = checksum {
+            sum.update(&buffered[..first]);
+        }
+        write_or_remember(out, &buffered[..first], &mut progress.write_error);
+        reader.consume(first);
+        progress.received += first as u64;
+        self.pace(first);
+    }
+
+    /// The zero-copy part of a receive: moves as much as it can, and leaves
+    /// the rest (after a fallback or a write error) to `copy_from`.
+    fn splice_from_stdin(
+        &mut self,
+        out: BorrowedFd<'_>,
+        progress: &mut Progress,
+    ) -> Result<(), Incomplete> {
+        let stdin = io::stdin();
+        match self.input_kind(stdin.as_fd()) {
+            InputKind::Pipe if progress.remaining() <= SMALL_FILE => {
+                self.splice_pipe_to(stdin.as_fd(), out, progress)
+            }
+            InputKind::Pipe | InputKind::Socket => {
+                self.splice_via_relay(stdin.as_fd(), out, progress)
+            }
+            InputKind::Other => Ok(()),
+        }
+    }
+
+    fn input_kind(&mut self, stdin: BorrowedFd<'_>) -> InputKind {
+        *self.input.get_or_insert_with(|| prepare_input(stdin))
+    }
+
+    /// A small file from a pipe: one splice straight into the file. It is
+    /// usually in the pipe whole already, so holding the pipe's lock while
+    /// writing it (see `splice_via_relay`) costs the sender nothing, and the
+    /// relay would cost a second call per file. Never takes more than the
+    /// file's remaining bytes: the sender's status byte stays in the pipe.
+    fn splice_pipe_to(
+        &mut self,
+        stdin: BorrowedFd<'_>,
+        out: BorrowedFd<'_>,
+        progress: &mut Progress,
+    ) -> Result<(), Incomplete> {
+        while !progress.done() {
+            let want = block_len(progress.remaining());
+            match splice(stdin, None, out, None, want, SpliceFFlags::empty()) {
+                // No writer left and the pipe is empty: the sender is gone.
+                Ok(0) => return Err(progress.incomplete()),
+                Ok(n) => {
+                    progress.received += n as u64;
+                    self.pace(n);
+                }
+                Err(Errno::EINTR) => continue,
+                // Nothing was taken from the pipe; read/write goes on.
+                Err(e) if cannot_splice(e) => return Ok(()),
+                // The pipe side cannot fail, so this is the file's error.
+                // Nothing was consumed; `copy_from` drains the rest.
+                Err(e) => {
+                    progress.write_error = Some(e);
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Splices stdin into the relay pipe, then the relay into the file, one
+    /// relay-full at a time; bytes in the relay count as received, and the
+    /// relay is always emptied before the next round.
+    ///
+    /// Also for a pipe on stdin, where splicing straight into the file
+    /// would work: that call holds the session pipe's lock while it writes
+    /// the file, so the sender could not refill the pipe meanwhile, and
+    /// moving data turned into taking turns (measured: 2.5 times slower into
+    /// tmpfs than read/write). Pipe to pipe moves page references only; the
+    /// file write then holds just the relay's lock.
+    fn splice_via_relay(
+        &mut self,
+        stdin: BorrowedFd<'_>,
+        out: BorrowedFd<'_>,
+        progress: &mut Progress,
+    ) -> Result<(), Incomplete> {
+        if self.relay.is_none() {
+            match Relay::new() {
+                Ok(relay) => self.relay = Some(relay),
+                Err(_) => return Ok(()),
+            }
+        }
+        while !progress.done() {
+            let n = match self.splice_stdin_to_relay(stdin, progress.remaining()) {
+                // No writer left and nothing buffered: the sender is gone.
+                Ok(0) => return Err(progress.incomplete()),
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                // Nothing was taken; read/write goes on from here.
+                Err(e) if cannot_splice(e) => return Ok(()),
+                // A receive error on a socket: the connection is gone.
+                Err(_) => return Err(progress.incomplete()),
+            };
+            progress.received += n as u64;
+            self.pace(n);
+            if let Splice::Fallback = self.empty_relay_into(out, n, &mut progress.write_error) {
+                return Ok(());
+            }
+            if progress.write_error.is_some() {
+                // `copy_from` drains the rest of the file's bytes.
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    fn splice_stdin_to_relay(&self, stdin: BorrowedFd<'_>, remaining: u64) -> Result<usize, Errno> {
+        let relay = self.relay.as_ref().ok_or(Errno::EINVAL)?;
+        let want = block_len(remaining).min(relay.capacity);
+        splice(
+            stdin,
+            None,
+            &relay.write_end,
+            None,
+            want,
+            SpliceFFlags::empty(),
+        )
+    }
+
+    /// Moves the `n` bytes in the relay into `out`. If `out` cannot take
+    /// spliced pages they are copied instead, and the file continues with
+    /// read/write; on a write error they are read and dropped.
+    fn empty_relay_into(
+        &mut self,
+        out: BorrowedFd<'_>,
+        n: usize,
+        write_error: &mut Option<Errno>,
+    ) -> Splice {
+        let Some(relay) = self.relay.as_ref() else {
+            return Splice::Fallback;
+        };
+        let mut left = n;
+        while left > 0 {
+            match splice(
+                &relay.read_end,
+                None,
+                out,
+                None,
+                left,
+                SpliceFFlags::empty(),
+            ) {
+                Ok(0) => {
+                    // Cannot happen with bytes in the pipe; treat as an I/O
+                    // error rather than loop.
+                    *write_error = Some(Errno::EIO);
+                    break;
+                }
+                Ok(m) => left -= m,
+                Err(Errno::EINTR) => continue,
+                Err(e) if cannot_splice(e) => {
+                    copy_pipe_bytes(
+                        relay.read_end.as_fd(),
+                        Some(out),
+                        left,
+                        &mut self.block,
+                        write_error,
+                    );
+                    return Splice::Fallback;
+                }
+                Err(e) => {
+                    *write_error = Some(e);
+                    break;
+                }
+            }
+        }
+        if left > 0 {
+            copy_pipe_bytes(
+                relay.read_end.as_fd(),
+                None,
+                left,
+                &mut self.block,
+                write_error,
+            );
+        }
+        Splice::Continue
+    }
+
+    /// read/write through the block buffer: the fallback, the drain after a
+    /// write error, and the path for streams that are not the session's.
+    fn copy_from<R: Read>(
+        &mut self,
+        input: &mut R,
+        out: Option<BorrowedFd<'_>>,
+        progress: &mut Progress,
+        mut checksum: Option<&mut Checksum>,
+    ) -> Result<(), Incomplete> {
+        while !progress.done() {
+            let want = block_len(progress.remaining());
+            let n = match input.read(&mut self.block[..want]) {
+                Ok(0) => return Err(progress.incomplete()),
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => return Err(Incomplete { received }),
+                Err(_) => return Err(progress.incomplete()),
             };
-            write_or_remember(out, &self.block[..n], &mut state);
-            received += n as u64;
+            if let Some(sum) = checksum.as_deref_mut() {
+                sum.update(&self.block[..n]);
+            }
+            write_or_remember(out, &self.block[..n], &mut progress.write_error);
+            progress.received += n as u64;
             self.pace(n);
         }
-        Ok(state)
+        Ok(())
     }
 
     /// Sends exactly `size` bytes of `file` to the session. If the file ends
     /// early or a read fails, the rest is sent as zero bytes (as OpenSSH
     /// does, so the stream stays in step) and the shortfall is returned.
     /// An `Err` means the peer is gone.
-    pub fn send<W: Write>(
+    ///
+    /// With a `checksum`, the bytes sent are hashed, so the copy path is
+    /// taken (sendfile's pages never reach user space).
+    pub fn send<W: Write + SessionStream>(
         &mut self,
         file: BorrowedFd<'_>,
         size: u64,
         out: &mut W,
+        checksum: Option<&mut Checksum>,
     ) -> io::Result<Option<Shortfall>> {
         let mut sent = 0u64;
         let mut shortfall = None;
+        if W::IS_SESSION_STREAM && checksum.is_none() {
+            match self.sendfile_to_stdout(file, size, &mut sent)? {
+                Sendfile::Done => return Ok(None),
+                Sendfile::FileEnded => shortfall = Some(Shortfall { sent, errno: None }),
+                Sendfile::Fallback => {}
+            }
+        }
+        self.copy_to(file, size, sent, shortfall, out, checksum)
+    }
+
+    /// The zero-copy part of a send. sendfile(2) takes the file's pages
+    /// straight into the pipe or socket and advances the file offset, so a
+    /// fallback continues at the right place.
+    fn sendfile_to_stdout(
+        &mut self,
+        file: BorrowedFd<'_>,
+        size: u64,
+        sent: &mut u64,
+    ) -> io::Result<Sendfile> {
+        let stdout = io::stdout();
+        if !self.output_prepared {
+            self.output_prepared = true;
+            if file_kind(stdout.as_fd()) == Some(SFlag::S_IFIFO) {
+                grow_session_pipe(stdout.as_fd());
+            }
+        }
+        while *sent < size {
+            let want = block_len(size - *sent);
+            match sendfile(stdout.as_fd(), file, None, want) {
+                Ok(0) => return Ok(Sendfile::FileEnded),
+                Ok(n) => {
+                    *sent += n as u64;
+                    self.pace(n);
+                }
+                Err(Errno::EINTR) => continue,
+                // Only stdout can be non-blocking: regular files ignore it.
+                Err(Errno::EAGAIN) => wait_until_ready(stdout.as_fd(), PollFlags::POLLOUT)?,
+                // Unsupported (EINVAL, ENOSYS), or an error of the file or
+                // of the peer: read/write repeats the step and tells which.
+                Err(_) => return Ok(Sendfile::Fallback),
+            }
+        }
+        Ok(Sendfile::Done)
+    }
+
+    /// read/write through the block buffer from byte `sent` on; zeros once
+    /// the file has run out.
+    fn copy_to<W: Write>(
+        &mut self,
+        file: BorrowedFd<'_>,
+        size: u64,
+        mut sent: u64,
+        mut shortfall: Option<Shortfall>,
+        out: &mut W,
+        mut checksum: Option<&mut Checksum>,
+    ) -> io::Result<Option<Shortfall>> {
         while sent < size {
-            let want = remaining_usize(size - sent).min(self.block.len());
+            let want = block_len(size - sent);
             let n = if shortfall.is_some() {
                 self.block[..want].fill(0);
                 want
@@ -166,6 +613,9 @@ impl DataPath {
                     }
                 }
             };
+            if let Some(sum) = checksum.as_deref_mut() {
+                sum.update(&self.block[..n]);
+            }
             out.write_all(&self.block[..n])?;
             sent += n as u64;
             self.pace(n);
@@ -174,25 +624,94 @@ impl DataPath {
     }
 }
 
-/// Where a file's data ran out while it was being sent.
-pub struct Shortfall {
-    pub sent: u64,
-    /// `None` when the file simply ended (it shrank, or it is a pseudo-file
-    /// whose size is a guess).
-    pub errno: Option<Errno>,
+/// Looks at stdin once per session; a pipe is also enlarged.
+fn prepare_input(stdin: BorrowedFd<'_>) -> InputKind {
+    match file_kind(stdin) {
+        Some(SFlag::S_IFIFO) => {
+            grow_session_pipe(stdin);
+            InputKind::Pipe
+        }
+        Some(SFlag::S_IFSOCK) => InputKind::Socket,
+        _ => InputKind::Other,
+    }
+}
+
+fn file_kind(fd: BorrowedFd<'_>) -> Option<SFlag> {
+    let st = fstat(fd).ok()?;
+    Some(SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()))
+}
+
+/// Asks for a larger session pipe, once, and never shrinks one. With the
+/// default 64 KiB, zero-copy turns a transfer into taking turns: one
+/// splice/sendfile fills or empties the whole pipe at once, then waits for
+/// the peer to do the same, a context switch per 64 KiB. A larger pipe
+/// lets both sides run at once (measured: source 2–3 times faster).
+///
+/// The pages count against the user's pipe allowance
+/// (/proc/sys/fs/pipe-user-pages-soft, 64 MiB by default): a user past it
+/// is refused (EPERM), and then keeps the default size, which is fine.
+fn grow_session_pipe(pipe: BorrowedFd<'_>) {
+    let Ok(current) = fcntl(pipe, FcntlArg::F_GETPIPE_SZ) else {
+        return;
+    };
+    for size in [SESSION_PIPE_SIZE, BLOCK_SIZE] {
+        let size = i32::try_from(size).unwrap_or(i32::MAX);
+        if current >= size || fcntl(pipe, FcntlArg::F_SETPIPE_SZ(size)).is_ok() {
+            return;
+        }
+    }
+}
+
+/// Errors with which splice(2) says "not with these descriptors" (a target
+/// opened O_APPEND or without splice support, a socket type that cannot
+/// splice) or "not now" (a non-blocking descriptor), having moved nothing:
+/// read/write can do the same job.
+fn cannot_splice(e: Errno) -> bool {
+    matches!(
+        e,
+        Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP | Errno::EAGAIN | Errno::EBADF
+    )
+}
+
+/// Reads `n` bytes known to be in a pipe and writes them to `out` (or
+/// drops them), so that the pipe is empty again.
+fn copy_pipe_bytes(
+    pipe: BorrowedFd<'_>,
+    out: Option<BorrowedFd<'_>>,
+    mut n: usize,
+    block: &mut [u8],
+    write_error: &mut Option<Errno>,
+) {
+    while n > 0 {
+        let want = n.min(block.len());
+        match read_retrying(pipe, &mut block[..want]) {
+            Ok(0) | Err(_) => return,
+            Ok(got) => {
+                write_or_remember(out, &block[..got], write_error);
+                n -= got;
+            }
+        }
+    }
+}
+
+/// The next block's length: `remaining`, at most one block.
+fn block_len(remaining: u64) -> usize {
+    remaining_usize(remaining).min(BLOCK_SIZE)
 }
 
 fn remaining_usize(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
 
-fn write_or_remember(out: Option<BorrowedFd<'_>>, bytes: &[u8], state: &mut Received) {
+/// Writes `bytes` unless there is nowhere to write or a write already
+/// failed; the first failure is kept for the reply after the data.
+fn write_or_remember(out: Option<BorrowedFd<'_>>, bytes: &[u8], write_error: &mut Option<Errno>) {
     let Some(fd) = out else { return };
-    if state.write_error.is_some() {
+    if write_error.is_some() {
         return;
     }
     if let Err(e) = write_all_fd(fd, bytes) {
-        state.write_error = Some(e);
+        *write_error = Some(e);
     }
 }
 
@@ -202,6 +721,7 @@ pub fn write_all_fd(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> Result<(), Errno> {
             Ok(0) => return Err(Errno::EIO),
             Ok(n) => bytes = &bytes[n..],
             Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => wait_until_ready(fd, PollFlags::POLLOUT)?,
             Err(e) => return Err(e),
         }
     }

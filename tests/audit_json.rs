@@ -107,6 +107,8 @@ fn json_lines_carry_every_field() {
         scp_server(&[
             "--log",
             &log_arg,
+            "--checksum",
+            "sha256",
             "--root",
             &root,
             "-f",
@@ -158,16 +160,15 @@ fn json_lines_carry_every_field() {
     assert_eq!(text(file, "result"), "ok");
     assert!(!file.contains_key("error"));
     number(file, "duration_ms");
-    // Filled in once the data path hashes while streaming; when it is
-    // there, it must be the digest of what arrived.
-    if let Some(sha256) = file.get("sha256") {
-        assert_eq!(sha256.as_str().unwrap(), sha256_of(content));
-    }
+    // --checksum sha256: the digest of what arrived, hashed while streaming.
+    assert_eq!(text(file, "sha256"), sha256_of(content));
 
     let sent = &down[1];
     assert_eq!(text(sent, "path"), "out/report.txt");
     assert_eq!(text(sent, "result"), "ok");
     assert_eq!(number(sent, "bytes"), 8);
+    let sent_content = std::fs::read(std::path::Path::new(&root).join("out/report.txt")).unwrap();
+    assert_eq!(text(sent, "sha256"), sha256_of(&sent_content));
     let missing = &down[2];
     assert_eq!(text(missing, "level"), "WARN");
     assert_eq!(text(missing, "result"), "failed");
