@@ -713,6 +713,7 @@ struct FileRecord<'a> {
 
 /// A SHA-256 computed while a file's bytes stream past (`--checksum
 /// sha256`), so that a recipient can prove what arrived.
+#[derive(Default)]
 pub struct Checksum(Sha256);
 
 impl Checksum {

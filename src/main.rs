@@ -4,26 +4,9 @@
 //! OpenSSH client for a person typing `scp`), run it, map the outcome to an
 //! exit status (0 or 1 as OpenSSH; 255 for its fatal invocation errors).
 
-// The feature that switches path checks off exists for one test only.
-#[cfg(all(feature = "unchecked-paths-for-landlock-test", not(debug_assertions)))]
-compile_error!(
-    "unchecked-paths-for-landlock-test is a test-only feature; never build a release with it"
-);
-
-mod audit;
-mod cli;
-mod command;
-mod confine;
-mod doctor;
-mod error;
-mod limits;
-mod policy;
-mod protocol;
-mod sandbox;
-mod sink;
-mod source;
-mod transfer;
-
+use scp_server::{
+    audit, cli, command, confine, doctor, error, limits, policy, protocol, sandbox, sink, source,
+};
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -38,7 +21,7 @@ use cli::{AdminArgs, FlagError, ResolverChoice, ScpFlags};
 use command::Request;
 use policy::Policy;
 use protocol::{MAX_RECORD_LINE, RecordReader};
-use transfer::{DataPath, RawStdin, RawStdout, Throttle};
+use scp_server::transfer::{DataPath, RawStdin, RawStdout, Throttle};
 
 const USAGE: &str = "usage: scp-server [-prdv] -t TARGET        (receive; run by sshd as `scp -t`)\n       scp-server [-prv] -f PATH...       (send; run by sshd as `scp -f`)\n       scp-server --help";
 
