@@ -222,6 +222,9 @@ fn run(options: &Options) -> io::Result<()> {
     if options.wants("2") {
         source_file_rows(options, &sizes, &big, &mut table)?;
     }
+    if options.wants("1c") || options.wants("2c") {
+        checksum_rows(options, &sizes, &pattern, &big, &mut table)?;
+    }
     if options.wants("3") {
         ping_pong(options, || {
             tree_rows(options, &sizes, &tree, &pattern, &mut table)
@@ -377,6 +380,84 @@ fn sink_file_rows(
     );
 
     Ok(())
+}
+
+/// (1c, 2c) what `--checksum sha256` costs: ours with and without it,
+/// both logging to a JSON file (the digest goes into the file's event, and
+/// without a log there is nothing to put it in). Hashing takes the copy
+/// path instead of splice/sendfile, so this is also the price of leaving
+/// zero-copy.
+fn checksum_rows(
+    options: &Options,
+    sizes: &Sizes,
+    pattern: &[u8],
+    big: &Path,
+    table: &mut Table,
+) -> io::Result<()> {
+    let size = sizes.big;
+    let bytes = size;
+    let label = size_label(size);
+    let log = format!("json:{}", options.dir.join("audit.jsonl").display());
+    let plain = Program::with_args(&options.ours, &["--log", log.as_str()]);
+    let hashed = Program::with_args(
+        &options.ours,
+        &["--log", log.as_str(), "--checksum", "sha256"],
+    );
+
+    let sink_dir = options.dir.join("sink-checksum");
+    fs::create_dir_all(&sink_dir)?;
+    let new_file = |program: &Program| {
+        scenarios::warm_page_pool(&options.dir, size, pattern)?;
+        let sample = scenarios::sink_one_file(program, &sink_dir, "big", size, pattern, true)?;
+        fs::remove_file(sink_dir.join("big"))?;
+        Ok(sample)
+    };
+    let test = format!("1c sink {label}, --checksum sha256");
+    let s = alternate(
+        &test,
+        options.runs,
+        &mut [
+            ("ours+sha256", Box::new(|| new_file(&hashed))),
+            ("ours", Box::new(|| new_file(&plain))),
+        ],
+    )?;
+    fs::remove_dir_all(&sink_dir)?;
+    checksum_table_rows(table, &test, bytes, &s);
+
+    let mut scratch = scenarios::scratch();
+    let mut scratch_plain = scenarios::scratch();
+    let test = format!("2c source {label}, --checksum sha256");
+    let s = alternate(
+        &test,
+        options.runs,
+        &mut [
+            (
+                "ours+sha256",
+                Box::new(|| scenarios::source_one_file(&hashed, big, size, &mut scratch)),
+            ),
+            (
+                "ours",
+                Box::new(|| scenarios::source_one_file(&plain, big, size, &mut scratch_plain)),
+            ),
+        ],
+    )?;
+    checksum_table_rows(table, &test, bytes, &s);
+    Ok(())
+}
+
+fn checksum_table_rows(table: &mut Table, test: &str, bytes: u64, s: &[Vec<Sample>]) {
+    for (label, metric) in [
+        (
+            "throughput MiB/s, with / without checksum",
+            Metric::Throughput { bytes },
+        ),
+        (
+            "CPU s/GiB, with / without checksum",
+            Metric::CpuPerGib { bytes },
+        ),
+    ] {
+        table.against(test, label, metric, ("ours", &s[0]), &s[1], Target::Report);
+    }
 }
 
 /// (2) source of the big file, beside dd.
