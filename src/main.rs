@@ -186,6 +186,7 @@ fn open_session(
     restricted: bool,
     access: sandbox::Access,
 ) -> Result<Session, String> {
+    hold_off_sigxfsz();
     let identity = policy::Identity::current();
     let policy = Policy::load(&admin.policy, &identity);
     // Before the sandbox: the log file and the journald socket lie outside
@@ -228,6 +229,22 @@ fn open_session(
         policy,
         scope: confine::Scope::Confined(root),
     })
+}
+
+/// A write past RLIMIT_FSIZE raises SIGXFSZ, whose default action kills
+/// the process before the write can fail with EFBIG: the temporary file
+/// would stay behind and the client would see no reason. Blocked (safe
+/// code, unlike ignoring it), the signal stays pending and the write
+/// returns EFBIG, which is reported as `File too large` like any other
+/// write error. Only the transfer modes block it: the OpenSSH client
+/// exec'd in passthrough mode inherits the signal mask and keeps its own
+/// behaviour. Threads started later (the sink's) inherit the mask.
+fn hold_off_sigxfsz() {
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(nix::sys::signal::Signal::SIGXFSZ);
+    // Cannot fail for a valid set and SIG_BLOCK; were it to, the limit
+    // would only be enforced the old way, by the signal.
+    let _ = set.thread_block();
 }
 
 /// Uploads need write access beneath the root; downloads only read.

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for a bounded time (default 600 s each), one after
+# another, or all at once with JOBS=3. Builds on the stable toolchain:
+#   - by default with AddressSanitizer, through RUSTC_BOOTSTRAP=1
+#     (cargo-fuzz passes -Zsanitizer=address, which stable rustc accepts
+#     only then);
+#   - SANITIZER=none: no ASan, plain stable (about 10x the executions/s).
+# New inputs go to fuzz/work/<target>/ (not committed); the committed seeds
+# in fuzz/corpus/<target>/ are read only. Logs: fuzz/work/<target>.log.
+# Exit status nonzero if any target found a crash (see fuzz/artifacts/).
+set -euo pipefail
+
+seconds="${1:-600}"
+jobs="${JOBS:-1}"
+sanitizer="${SANITIZER:-address}"
+targets=(record_parser sink command_parser)
+cd "$(dirname "$0")/.."
+
+if [ "$sanitizer" != none ]; then
+	export RUSTC_BOOTSTRAP=1
+fi
+
+cargo fuzz build -s "$sanitizer"
+
+run_one() {
+	local target="$1"
+	mkdir -p "fuzz/work/$target"
+	# -max_len keeps the sink fast: small trees, small files.
+	cargo fuzz run -s "$sanitizer" "$target" "fuzz/work/$target" "fuzz/corpus/$target" -- \
+		-max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+		-print_final_stats=1 >"fuzz/work/$target.log" 2>&1
+}
+
+status=0
+if [ "$jobs" -gt 1 ]; then
+	pids=()
+	for t in "${targets[@]}"; do
+		run_one "$t" &
+		pids+=($!)
+	done
+	for p in "${pids[@]}"; do wait "$p" || status=1; done
+else
+	for t in "${targets[@]}"; do run_one "$t" || status=1; done
+fi
+
+# The sink target works in /dev/shm/scp-server-fuzz-sink-PID (or $TMPDIR);
+# libFuzzer exits without running destructors, so remove what is left by
+# processes that are gone.
+for dir in /dev/shm/scp-server-fuzz-sink-* "${TMPDIR:-/tmp}"/scp-server-fuzz-sink-*; do
+	[ -d "$dir" ] || continue
+	[ -d "/proc/${dir##*-}" ] || rm -rf "$dir"
+done
+
+for t in "${targets[@]}"; do
+	echo "== $t"
+	grep -E '^#[0-9]+.*(DONE|pulse)|stat::number_of_executed_units|stat::peak_rss|SUMMARY|panicked' \
+		"fuzz/work/$t.log" | tail -n 4 || true
+done
+exit "$status"
