@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::io::{Cursor, Read, Write};
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -38,6 +38,7 @@ fuzz_target!(|data: &[u8]| {
         Output(Vec::new()),
         DataPath::new(None),
     );
+    open_up(&run);
     check_nothing_escaped(&run);
     let _ = fs::remove_dir_all(&run);
 });
@@ -63,6 +64,7 @@ fn base_dir() -> &'static Path {
 /// symlinks out of it.
 fn fresh_run_dir() -> PathBuf {
     let run = base_dir().join("run");
+    open_up(&run);
     let _ = fs::remove_dir_all(&run);
     let root = run.join("root");
     fs::create_dir_all(root.join("sub")).expect("root");
@@ -142,6 +144,22 @@ fn check_nothing_escaped(run: &Path) {
         OUTSIDE_BYTES
     );
     assert_no_temp_files(run);
+}
+
+/// Inputs can create directories their creator cannot enter (`D0000`).
+/// fuzz/run.sh runs the fuzzers as an unprivileged user, so before the tree
+/// is inspected or removed, its directories are opened up again. Only real
+/// directories are touched: `file_type` does not follow symlinks.
+fn open_up(dir: &Path) {
+    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            open_up(&entry.path());
+        }
+    }
 }
 
 fn assert_no_temp_files(dir: &Path) {
