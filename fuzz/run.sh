@@ -5,8 +5,8 @@
 #     (cargo-fuzz passes -Zsanitizer=address, which stable rustc accepts
 #     only then);
 #   - SANITIZER=none: no ASan, plain stable (about 10x the executions/s).
-# New inputs go to fuzz/work/<target>/ (not committed); the committed seeds
-# in fuzz/corpus/<target>/ are read only. Logs: fuzz/work/<target>.log.
+# New inputs go to fuzz/runs/<target>/ (not committed); the committed seeds
+# in fuzz/corpus/<target>/ are read only. Logs: fuzz/runs/<target>.log.
 # Exit status nonzero if any target found a crash (see fuzz/artifacts/).
 set -euo pipefail
 
@@ -35,17 +35,17 @@ fi
 run_one() {
 	local target="$1"
 	local binary="fuzz/target/x86_64-unknown-linux-gnu/release/$target"
-	mkdir -p "fuzz/work/$target" "fuzz/artifacts/$target"
+	mkdir -p "fuzz/runs/$target" "fuzz/artifacts/$target"
 	if [ ${#run_as[@]} -gt 0 ]; then
-		chown -R 65534:65534 "fuzz/work/$target" "fuzz/artifacts/$target"
+		chown -R 65534:65534 "fuzz/runs/$target" "fuzz/artifacts/$target"
 	fi
 	# The binary cargo fuzz built, run directly (cargo fuzz run would need
 	# the toolchain, which lives in root's home). -max_len keeps the sink
 	# fast: small trees, small files.
-	"${run_as[@]}" "$binary" "fuzz/work/$target" "fuzz/corpus/$target" \
+	"${run_as[@]}" "$binary" "fuzz/runs/$target" "fuzz/corpus/$target" \
 		-artifact_prefix="fuzz/artifacts/$target/" \
 		-max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-		-print_final_stats=1 >"fuzz/work/$target.log" 2>&1
+		-print_final_stats=1 >"fuzz/runs/$target.log" 2>&1
 }
 
 status=0
@@ -71,6 +71,6 @@ done
 for t in "${targets[@]}"; do
 	echo "== $t"
 	grep -E '^#[0-9]+.*(DONE|pulse)|stat::number_of_executed_units|stat::peak_rss|SUMMARY|panicked' \
-		"fuzz/work/$t.log" | tail -n 4 || true
+		"fuzz/runs/$t.log" | tail -n 4 || true
 done
 exit "$status"

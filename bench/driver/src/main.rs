@@ -1031,7 +1031,7 @@ fn machine_notes(
         "OpenSSH",
         &format!("{} (server side: {})", openssh, options.openssh.display()),
     );
-    line("ours", &options.ours.display().to_string());
+    line("ours", &repo_relative(&options.ours));
     line(
         "sizes",
         &format!(
@@ -1068,6 +1068,16 @@ fn machine_notes(
 
 /// "tmpfs (size=…)" or whatever filesystem holds `dir`, from /proc/mounts
 /// (the longest mount point that is a prefix of it).
+/// The binary measured, relative to the repository (run.sh runs from its
+/// top), so that results name no path of the machine they came from.
+fn repo_relative(path: &Path) -> String {
+    let here = std::env::current_dir().unwrap_or_default();
+    path.strip_prefix(&here)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
 fn filesystem_of(dir: &Path) -> String {
     let dir = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let mounts = scenarios::read_text(Path::new("/proc/mounts"));
@@ -1079,9 +1089,8 @@ fn filesystem_of(dir: &Path) -> String {
         })
         .max_by_key(|m| m.0);
     match best {
-        Some((_, point, kind, opts)) => {
-            format!("{} on {kind} mounted at {point} ({opts})", dir.display())
-        }
-        None => dir.display().to_string(),
+        // The filesystem is what matters; the temporary path is not.
+        Some((_, _, kind, opts)) => format!("{kind} ({opts})"),
+        None => "unknown filesystem".to_string(),
     }
 }
