@@ -185,6 +185,7 @@ fn open_session(
     admin: &AdminArgs,
     restricted: bool,
     access: sandbox::Access,
+    verbose: bool,
 ) -> Result<Session, String> {
     hold_off_sigxfsz();
     let identity = policy::Identity::current();
@@ -222,7 +223,8 @@ fn open_session(
         .into_iter()
         .collect();
     let report = sandbox::confine_process(root.fd(), access, &journald);
-    if admin_flags_verbose() {
+    // `-v`: the sandbox's note goes to stderr with the other debug lines.
+    if verbose {
         eprintln!("scp-server: {}", report.summary());
     }
     Ok(Session {
@@ -260,7 +262,7 @@ fn run_sink(admin: &AdminArgs, flags: ScpFlags, restricted: bool) -> i32 {
         return refuse_in_protocol("ambiguous target");
     };
     let Session { policy, scope } =
-        match open_session(admin, restricted, sandbox::Access::ReadWrite) {
+        match open_session(admin, restricted, sandbox::Access::ReadWrite, flags.verbose) {
             Ok(session) => session,
             Err(why) => return refuse_in_protocol(&why),
         };
@@ -306,11 +308,11 @@ fn run_source(
     restricted: bool,
     operands: impl FnOnce(&confine::Scope) -> Vec<source::Operand>,
 ) -> i32 {
-    let Session { policy, scope } = match open_session(admin, restricted, sandbox::Access::ReadOnly)
-    {
-        Ok(session) => session,
-        Err(why) => return refuse_in_protocol(&why),
-    };
+    let Session { policy, scope } =
+        match open_session(admin, restricted, sandbox::Access::ReadOnly, flags.verbose) {
+            Ok(session) => session,
+            Err(why) => return refuse_in_protocol(&why),
+        };
     if let Some(why) = policy.download_refusal() {
         return refuse_in_protocol(&why);
     }
@@ -352,14 +354,6 @@ fn deny_check(policy: &Policy, scope: &confine::Scope) -> sink::DenyCheck {
     }
     let policy = policy.clone();
     Box::new(move |rel| policy.denied(rel).map(str::to_owned))
-}
-
-/// `-v` anywhere among the scp flags: set-up notes go to stderr too.
-fn admin_flags_verbose() -> bool {
-    std::env::args_os().any(|a| {
-        let a = a.as_encoded_bytes();
-        a.len() > 1 && a[0] == b'-' && a[1] != b'-' && a.contains(&b'v')
-    })
 }
 
 fn data_path(flags: &ScpFlags) -> DataPath {

@@ -16,8 +16,7 @@ use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 
 use crate::audit::{self, Checksum, FileAudit};
 use crate::confine::{
-    ResolveError, Root, Scope, join_display, join_rel, normalize_rel, reopen_dir_readable,
-    split_parent,
+    ResolveError, Root, Scope, join_display, join_rel, reopen_dir_readable, split_parent,
 };
 use crate::error::{DisplayPath, Error};
 use crate::limits::{Limits, Quota};
@@ -104,15 +103,18 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Source<R, W> {
             Err(e) => return self.warn(e),
         };
         if is_dir(&st) && self.opts.recursive {
-            let Some(name) = self.directory_name(path) else {
+            let dir = match self.open_path(path, &st) {
+                Ok(dir) => dir,
+                Err(e) => return self.warn(e),
+            };
+            let Some(name) = self.directory_name(path, &dir) else {
                 return self.warn(Error::NoNameToSend {
                     path: DisplayPath(path.to_vec()),
                 });
             };
-            return match self.open_path(path, &st) {
-                Ok(dir) => self.send_dir(dir, &name, path, &normalize_rel(path), &mut Vec::new()),
-                Err(e) => self.warn(e),
-            };
+            // Entries are resolved beneath the root by this path as the
+            // client gave it (the kernel applies `..` after symlinks).
+            return self.send_dir(dir, &name, path, path, &mut Vec::new());
         }
         if !is_regular(&st) {
             return self.warn(Error::NotRegularFile {
@@ -153,20 +155,23 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Source<R, W> {
         }
     }
 
-    /// The name a directory is sent under: its own basename, also for paths
-    /// like `.` or `x/..` that OpenSSH would send literally and that clients
-    /// reject (§h.12); the root's own name for the root itself. `None` for
-    /// `/` unconfined, which has no name.
-    fn directory_name(&self, path: &[u8]) -> Option<Vec<u8>> {
-        match &self.scope {
-            Scope::Confined(root) if normalize_rel(path).is_empty() => Some(root.name().to_vec()),
-            Scope::Confined(_) => {
-                let rel = normalize_rel(path);
-                let (_, last) = split_parent(&rel);
-                Some(last.to_vec())
-            }
-            Scope::Unconfined => directory_name(path),
+    /// The name a directory is sent under: the path's last component, or,
+    /// for paths like `.` or `x/..` that OpenSSH would send literally and
+    /// that clients reject (§h.12), the directory's real name, found by
+    /// descriptor; the root's own name for the root itself. `None` for the
+    /// filesystem's `/`, which has no name.
+    fn directory_name(&self, path: &[u8], dir: &Opened) -> Option<Vec<u8>> {
+        let (_, last) = split_parent(path);
+        if last != b"." && last != b".." && !last.is_empty() && last != b"/" {
+            return Some(last.to_vec());
         }
+        if let Scope::Confined(root) = &self.scope {
+            let root_st = fstat(root.fd()).ok()?;
+            if (root_st.st_dev, root_st.st_ino) == (dir.st.st_dev, dir.st.st_ino) {
+                return Some(root.name().to_vec());
+            }
+        }
+        name_in_parent(dir)
     }
 
     fn send_file(&mut self, file: Opened, name: &[u8], path: &[u8]) -> Result<(), PeerStopped> {
@@ -397,16 +402,25 @@ fn strip_trailing_slashes(path: &[u8]) -> &[u8] {
     &path[..end]
 }
 
-/// The name a directory is sent under: its own basename, also for paths
-/// like `.` or `x/..` that OpenSSH would send literally and that clients
-/// reject (§h.12). `None` for `/`, which has no name.
-fn directory_name(path: &[u8]) -> Option<Vec<u8>> {
-    let (_, last) = split_parent(path);
-    if last != b"." && last != b".." && !last.is_empty() {
-        return Some(last.to_vec());
+/// A directory's own name: the entry of its parent (`..`, by descriptor)
+/// that is the same (dev, ino). `None` at the filesystem's root, whose
+/// parent is itself.
+fn name_in_parent(dir: &Opened) -> Option<Vec<u8>> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let parent = openat(&dir.fd, "..", flags, Mode::empty()).ok()?;
+    let parent_st = fstat(&parent).ok()?;
+    if (parent_st.st_dev, parent_st.st_ino) == (dir.st.st_dev, dir.st.st_ino) {
+        return None;
     }
-    let real = std::fs::canonicalize(std::ffi::OsStr::from_bytes(path)).ok()?;
-    real.file_name().map(|n| n.as_bytes().to_vec())
+    let id = (dir.st.st_dev, dir.st.st_ino);
+    list_entries(parent.as_fd()).ok()?.into_iter().find(|name| {
+        fstatat(
+            &parent,
+            std::ffi::OsStr::from_bytes(name),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .is_ok_and(|st| (st.st_dev, st.st_ino) == id)
+    })
 }
 
 fn file_type(st: &FileStat) -> SFlag {

@@ -486,6 +486,20 @@ fn downloading_the_root_itself_sends_its_own_name() {
     }
 }
 
+/// `..` after a symlink is the link target's parent, as the kernel walks
+/// it, not the lexical parent: `deep -> a/b`, so `deep/..` is `a`, and the
+/// directory goes out under that real name.
+#[test]
+fn dot_dot_after_a_symlink_names_the_real_directory() {
+    let case = confined(&["-r", "-f", "deep/.."], |sb| {
+        sb.dir(inside("a"), 0o755)
+            .dir(inside("a/b"), 0o755)
+            .symlink(inside("deep"), "a/b");
+    })
+    .stdin(GO);
+    expect_nothing_changes(&case, b"D0755 0 a\nD0755 0 b\nE\nE\n".to_vec(), 0);
+}
+
 // ---------------------------------------------------------------------------
 // Symlinks on the upload side
 // ---------------------------------------------------------------------------
