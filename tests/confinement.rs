@@ -497,7 +497,7 @@ fn dot_dot_after_a_symlink_names_the_real_directory() {
             .symlink(inside("deep"), "a/b");
     })
     .stdin(GO);
-    expect_nothing_changes(&case, b"D0755 0 a\nD0755 0 b\nE\nE\n".to_vec(), 0);
+    expect_nothing_changes(&case, b"D0755 0 a\nD0755 0 b\nE\nE\n", 0);
 }
 
 // ---------------------------------------------------------------------------
