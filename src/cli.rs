@@ -41,6 +41,12 @@ pub struct AdminArgs {
     /// the kernel has it) or the portable O_NOFOLLOW walk. For tests.
     #[arg(long, hide = true, value_enum)]
     pub resolver: Option<ResolverChoice>,
+
+    /// Upload new files through named temporary files, as on kernels that
+    /// cannot link an unnamed file for this user (before 6.10 without
+    /// CAP_DAC_READ_SEARCH). For tests.
+    #[arg(long, hide = true)]
+    pub named_temp_files: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

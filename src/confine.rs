@@ -191,6 +191,75 @@ pub fn create_temp_file(dir: BorrowedFd<'_>) -> Result<(OwnedFd, Vec<u8>), Errno
     }
 }
 
+/// A new file in `dir` that has no name yet (`O_TMPFILE`), created with
+/// `mode` under the process umask. Nobody can open it, and if the session
+/// dies it vanishes with the descriptor: a new file costs no temporary
+/// name, no rename and no clean-up. `None` when the filesystem or kernel
+/// cannot do it, or when unnamed files cannot be given a name in this
+/// process (see `unnamed_files_linkable`); the caller then uses a named
+/// temporary file, which reports any real error (such as `EACCES`) itself.
+pub fn create_unnamed_file(dir: BorrowedFd<'_>, mode: u32) -> Option<OwnedFd> {
+    if LINKABLE.load(Ordering::Relaxed) == LINK_REFUSED {
+        return None;
+    }
+    let flags = OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+    let file = openat(dir, ".", flags, Mode::from_bits_truncate(mode)).ok()?;
+    unnamed_files_linkable(&file, dir).then_some(file)
+}
+
+/// Gives an unnamed file its name. Never replaces anything: `EEXIST` if
+/// the name exists by now, decided by the kernel.
+pub fn link_unnamed_file(file: &OwnedFd, dir: BorrowedFd<'_>, name: &[u8]) -> Result<(), Errno> {
+    nix::unistd::linkat(
+        file,
+        "",
+        dir,
+        std::ffi::OsStr::from_bytes(name),
+        nix::fcntl::AtFlags::AT_EMPTY_PATH,
+    )
+}
+
+const LINK_UNKNOWN: u8 = 0;
+const LINK_ALLOWED: u8 = 1;
+const LINK_REFUSED: u8 = 2;
+static LINKABLE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(LINK_UNKNOWN);
+
+/// Makes every new file a named temporary file (tests of the path older
+/// kernels take).
+pub fn never_link_unnamed_files() {
+    LINKABLE.store(LINK_REFUSED, Ordering::Relaxed);
+}
+
+/// Whether `linkat(fd, "", ..., AT_EMPTY_PATH)` works for this process:
+/// kernels before 6.10 allow it only with `CAP_DAC_READ_SEARCH`. Asked once
+/// per process by linking to `.`, which always exists: `EEXIST` means the
+/// empty path was accepted, `ENOENT` that it was refused; nothing is
+/// created either way.
+fn unnamed_files_linkable(file: &OwnedFd, dir: BorrowedFd<'_>) -> bool {
+    match LINKABLE.load(Ordering::Relaxed) {
+        LINK_ALLOWED => return true,
+        LINK_REFUSED => return false,
+        _ => {}
+    }
+    let verdict = match nix::unistd::linkat(file, "", dir, ".", nix::fcntl::AtFlags::AT_EMPTY_PATH)
+    {
+        Err(Errno::EEXIST) => LINK_ALLOWED,
+        _ => LINK_REFUSED,
+    };
+    LINKABLE.store(verdict, Ordering::Relaxed);
+    verdict == LINK_ALLOWED
+}
+
+/// Reads the umask the session was started with. Setting it is the only
+/// way to read it; it is restored at once, before any file is created, and
+/// the process never runs with a zero umask otherwise (PROTOCOL.md §h.6).
+pub fn inherited_umask() -> u32 {
+    use nix::sys::stat::{Mode, umask};
+    let old = umask(Mode::from_bits_truncate(0o077));
+    umask(old);
+    old.bits()
+}
+
 /// Removes a temporary file; failure is not reportable (the transfer has
 /// already failed for a reason the client is told), so it is ignored.
 pub fn remove_temp_file(dir: BorrowedFd<'_>, name: &[u8]) {

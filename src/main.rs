@@ -258,6 +258,9 @@ fn audit_direction(access: sandbox::Access) -> audit::Direction {
 }
 
 fn run_sink(admin: &AdminArgs, flags: ScpFlags, restricted: bool) -> i32 {
+    if admin.named_temp_files {
+        confine::never_link_unnamed_files();
+    }
     let [target] = flags.operands.as_slice() else {
         return refuse_in_protocol("ambiguous target");
     };
@@ -275,6 +278,7 @@ fn run_sink(admin: &AdminArgs, flags: ScpFlags, restricted: bool) -> i32 {
         target_must_be_dir: flags.target_must_be_dir,
         verbose: flags.verbose,
         umask: effective_umask(&policy, flags.preserve),
+        creation_umask: confine::inherited_umask(),
         mode_mask: if policy.allow_setid { 0o7777 } else { 0o777 },
         max_depth: policy.max_depth,
         no_overwrite: policy.no_overwrite,
@@ -334,7 +338,7 @@ fn effective_umask(policy: &Policy, preserve: bool) -> u32 {
     match policy.umask {
         Some(explicit) => explicit,
         None if preserve => 0,
-        None => inherited_umask(),
+        None => confine::inherited_umask(),
     }
 }
 
@@ -358,16 +362,6 @@ fn deny_check(policy: &Policy, scope: &confine::Scope) -> sink::DenyCheck {
 
 fn data_path(flags: &ScpFlags) -> DataPath {
     DataPath::new(flags.limit_kbits.map(Throttle::from_kbits))
-}
-
-/// Reads the umask the session was started with. Setting it is the only
-/// way to read it; it is restored at once, before any file is created, and
-/// the process never runs with a zero umask otherwise (PROTOCOL.md §h.6).
-fn inherited_umask() -> u32 {
-    use nix::sys::stat::{Mode, umask};
-    let old = umask(Mode::from_bits_truncate(0o077));
-    umask(old);
-    old.bits()
 }
 
 /// A refusal of something that is not an scp transfer: one line on stderr.

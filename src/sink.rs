@@ -6,6 +6,9 @@
 //! byte and the sender's `\0`, so an interrupted upload never leaves a
 //! partial file where a good one stood.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -19,8 +22,8 @@ use nix::unistd::{Gid, Uid, fchown, ftruncate};
 use crate::audit::{self, Checksum, FileAudit};
 use crate::confine::{
     DirFd, ResolveError, Scope, check_single_component, check_storable_name, create_temp_file,
-    follow_final_symlinks, join_display, join_rel, normalize_rel, remove_temp_file,
-    rename_noreplace, reopen_dir_readable, split_parent,
+    create_unnamed_file, follow_final_symlinks, join_display, join_rel, link_unnamed_file,
+    normalize_rel, remove_temp_file, rename_noreplace, reopen_dir_readable, split_parent,
 };
 use crate::error::{DisplayPath, Error, Refusal};
 use crate::limits::{Limits, Quota};
@@ -42,6 +45,10 @@ pub struct SinkOptions {
     /// Removed from the modes of new files and directories: the inherited
     /// umask without `-p`, the policy's explicit umask (or none) with it.
     pub umask: u32,
+    /// The umask the kernel applies to what this process creates (the
+    /// inherited one): a new file created with its final mode needs no
+    /// chmod when this umask keeps every bit of it.
+    pub creation_umask: u32,
     /// Bits a received mode may keep: 0777, or 07777 with `--allow-setid`.
     pub mode_mask: u32,
     /// Directory levels allowed below the target.
@@ -80,6 +87,8 @@ enum Level {
         dir: OwnedFd,
         path: Vec<u8>,
         rel: Vec<u8>,
+        /// Set when this session created the directory.
+        fresh: Option<FreshNames>,
     },
     /// The top level when the target is not a directory: every `C` writes
     /// the target itself and a `D` creates it; record names are ignored
@@ -107,7 +116,7 @@ struct Entry<'a> {
 impl Level {
     fn entry<'a>(&'a self, record_name: &'a [u8]) -> Result<Entry<'a>, Error> {
         match self {
-            Level::Into { dir, path, rel } => Ok(Entry {
+            Level::Into { dir, path, rel, .. } => Ok(Entry {
                 dir: dir.as_fd(),
                 name: record_name,
                 path: join_display(path, record_name),
@@ -132,6 +141,18 @@ impl Level {
         }
     }
 
+    /// Whether `name` is certainly free in this level's directory: the
+    /// session created the directory and has not used the name in it yet.
+    /// Records the name either way.
+    fn claim_fresh_name(&self, name: &[u8]) -> bool {
+        match self {
+            Level::Into {
+                fresh: Some(fresh), ..
+            } => fresh.claim(name),
+            _ => false,
+        }
+    }
+
     /// Depth of the directories a `D` at this level opens: at the top level
     /// of a missing target the `D` creates the target itself (level 0).
     fn nested_depth(&self, depth: usize) -> usize {
@@ -139,6 +160,39 @@ impl Level {
             Level::Into { .. } => depth + 1,
             Level::Target { .. } => depth,
         }
+    }
+}
+
+/// The names used so far in a directory this session created. Until a name
+/// is used, nothing can stand under it but what another process put there
+/// meanwhile, and a new file is linked without replacing anything (the
+/// kernel answers `EEXIST` then), so the look at the target that every
+/// other upload starts with can be skipped: one lookup less per file of a
+/// recursive upload. Names are kept as 64-bit hashes; a collision only
+/// costs that look. Past `FRESH_NAMES_TRACKED` names the directory is
+/// treated like any other, which bounds the memory.
+#[derive(Default)]
+struct FreshNames {
+    hashes: RefCell<HashSet<u64>>,
+    gave_up: Cell<bool>,
+}
+
+const FRESH_NAMES_TRACKED: usize = 1 << 14;
+
+impl FreshNames {
+    fn claim(&self, name: &[u8]) -> bool {
+        if self.gave_up.get() {
+            return false;
+        }
+        let mut hashes = self.hashes.borrow_mut();
+        if hashes.len() >= FRESH_NAMES_TRACKED {
+            *hashes = HashSet::new();
+            self.gave_up.set(true);
+            return false;
+        }
+        let mut hasher = DefaultHasher::new();
+        name.hash(&mut hasher);
+        hashes.insert(hasher.finish())
     }
 }
 
@@ -265,13 +319,24 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
             Err(e) => return self.skip(e),
         };
         let upload = FileAudit::begin(&entry.path, size, mode);
+        let certainly_new = level.claim_fresh_name(name);
         if let Err(e) = self.check_entry(&entry, name) {
             return self.skip_file(&upload, 0, e);
         }
         if let Err(e) = self.quota.admit(&entry.path, size) {
             return self.skip_file(&upload, 0, e);
         }
-        let dest = match self.open_destination(&entry) {
+        let opened = if certainly_new {
+            self.new_file(
+                DirFd::Borrowed(entry.dir),
+                entry.name.to_vec(),
+                &entry.path,
+                mode,
+            )
+        } else {
+            self.open_destination(&entry, mode)
+        };
+        let dest = match opened {
             Ok(dest) => dest,
             Err(e) => return self.skip_file(&upload, 0, e),
         };
@@ -378,6 +443,8 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
             Ok(entry) => entry,
             Err(e) => return self.skip(e),
         };
+        // The name is taken from here on, whatever the D leads to.
+        level.claim_fresh_name(name);
         if let Err(e) = self.check_entry(&entry, name) {
             return self.skip(e);
         }
@@ -396,6 +463,7 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
             dir,
             path: entry.path,
             rel: entry.rel,
+            fresh: created.then(FreshNames::default),
         };
         if let LevelEnd::EndOfStream = self.run_level(&nested, nested_depth)? {
             return Ok(());
@@ -445,7 +513,14 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
         let rel = normalize_rel(target);
         let refused = |e: ResolveError| e.into_error(target);
         match self.scope.open_dir(target) {
-            Ok(dir) => return Ok(Level::Into { dir, path, rel }),
+            Ok(dir) => {
+                return Ok(Level::Into {
+                    dir,
+                    path,
+                    rel,
+                    fresh: None,
+                });
+            }
             Err(e @ (ResolveError::Escapes { .. } | ResolveError::SymlinkRefused { .. })) => {
                 return Err(refused(e));
             }
@@ -473,7 +548,11 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
     /// replaced: a rename must not widen what the user could do (§h.4).
     /// Confined sessions never write through a symlink (it is replaced) and
     /// never write to anything but a regular file.
-    fn open_destination<'a>(&self, entry: &Entry<'a>) -> Result<Destination<'a>, Error> {
+    fn open_destination<'a>(
+        &self,
+        entry: &Entry<'a>,
+        record_mode: u32,
+    ) -> Result<Destination<'a>, Error> {
         let flags = OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
         let open = |dir: BorrowedFd<'_>, name: &[u8]| {
             openat(dir, std::ffi::OsStr::from_bytes(name), flags, Mode::empty())
@@ -518,7 +597,7 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
         let opened = opened.unwrap_or_else(|| open(dir.as_fd(), &name));
         let fd = match opened {
             Ok(fd) => fd,
-            Err(Errno::ENOENT) => return new_atomic(dir, name, &entry.path),
+            Err(Errno::ENOENT) => return self.new_file(dir, name, &entry.path, record_mode),
             // A running executable cannot be opened for writing, but it can
             // be replaced, which is what an upload over it means.
             Err(Errno::ETXTBSY) => return replace_busy_file(dir, name, &entry.path),
@@ -565,6 +644,29 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
                 existing: st,
             }),
             Err(errno) => Err(Error::os(&entry.path, errno)),
+        }
+    }
+
+    /// Where a new file's bytes go: an unnamed file linked at the end where
+    /// the kernel and filesystem allow it (created with its final mode, so
+    /// mostly without a chmod), else a named temporary file renamed.
+    fn new_file<'a>(
+        &self,
+        dir: DirFd<'a>,
+        name: Vec<u8>,
+        path: &[u8],
+        record_mode: u32,
+    ) -> Result<Destination<'a>, Error> {
+        let mode = self.final_file_mode(record_mode, None);
+        match create_unnamed_file(dir.as_fd(), mode) {
+            Some(file) => Ok(Destination::Unnamed {
+                dir,
+                file,
+                final_name: name,
+                mode_is_final: mode & self.opts.creation_umask == 0,
+                created_mode: mode,
+            }),
+            None => new_atomic(dir, name, path),
         }
     }
 
@@ -629,6 +731,17 @@ enum Destination<'a> {
         final_name: Vec<u8>,
         existing: Option<FileStat>,
     },
+    /// A new file without a name (`O_TMPFILE`) until it is complete, then
+    /// linked under its name, never over anything. A failed upload leaves
+    /// nothing behind, even when the process is killed.
+    Unnamed {
+        dir: DirFd<'a>,
+        file: OwnedFd,
+        final_name: Vec<u8>,
+        /// The umask kept every bit of `created_mode`.
+        mode_is_final: bool,
+        created_mode: u32,
+    },
     /// Written where it stands: a device or FIFO, or a regular file whose
     /// directory we may not write (OpenSSH succeeds there, S108; this path
     /// is not atomic, and documented so).
@@ -652,13 +765,16 @@ struct Finish {
 impl Destination<'_> {
     fn data_fd(&self) -> BorrowedFd<'_> {
         match self {
-            Destination::Atomic { file, .. } | Destination::InPlace { file, .. } => file.as_fd(),
+            Destination::Atomic { file, .. }
+            | Destination::Unnamed { file, .. }
+            | Destination::InPlace { file, .. } => file.as_fd(),
         }
     }
 
     fn existing(&self) -> Option<&FileStat> {
         match self {
             Destination::Atomic { existing, .. } => existing.as_ref(),
+            Destination::Unnamed { .. } => None,
             Destination::InPlace { existing, .. } => Some(existing),
         }
     }
@@ -667,7 +783,8 @@ impl Destination<'_> {
         self.existing().is_none()
     }
 
-    /// Drops a failed upload: the temporary file goes, the target stays.
+    /// Drops a failed upload: the temporary file goes (an unnamed one with
+    /// its descriptor), the target stays.
     fn discard(self) {
         if let Destination::Atomic { dir, temp_name, .. } = self {
             remove_temp_file(dir.as_fd(), &temp_name);
@@ -708,6 +825,42 @@ impl Destination<'_> {
                     remove_temp_file(dir.as_fd(), &temp_name);
                     return Err(e);
                 }
+                if finish.fsync {
+                    note(
+                        &mut first_error,
+                        path,
+                        "fsync directory",
+                        fsync_dir(dir.as_fd()),
+                    );
+                }
+                first_error.map_or(Ok(()), Err)
+            }
+            Destination::Unnamed {
+                dir,
+                file,
+                final_name,
+                mode_is_final,
+                created_mode,
+            } => {
+                let mut first_error = None;
+                let set_mode = !(mode_is_final && created_mode == finish.mode);
+                apply_mode_and_times(&file, finish, set_mode, path, &mut first_error);
+                if finish.fsync
+                    && let Err(errno) = nix::unistd::fsync(&file)
+                {
+                    return Err(Error::os_step(path, "fsync", errno));
+                }
+                link_unnamed_file(&file, dir.as_fd(), &final_name).map_err(|errno| {
+                    match errno {
+                        Errno::EEXIST if finish.no_overwrite => Error::Refused {
+                            path: DisplayPath(path.to_vec()),
+                            why: Refusal::WouldOverwrite,
+                        },
+                        // Another process created the name during the
+                        // upload: theirs stays.
+                        errno => Error::os(path, errno),
+                    }
+                })?;
                 if finish.fsync {
                     note(
                         &mut first_error,

@@ -524,6 +524,118 @@ fn sigkill_mid_upload_leaves_the_old_file_and_one_temp_file_for_the_cleanup() {
     }
 }
 
+/// SIGKILL halfway through the upload of a new file: it was being written
+/// to an unnamed file (`O_TMPFILE`), so nothing at all is left behind, not
+/// even a temporary file for the cleanup.
+#[test]
+fn sigkill_mid_upload_of_a_new_file_leaves_nothing() {
+    if !have_root() {
+        return;
+    }
+    let data = payload(BIG, 6);
+    for mode in BOTH {
+        let sandbox = Sandbox::new(User::Nobody);
+        sandbox.dir("dst/incoming", 0o755);
+        let before = sandbox.snapshot();
+        let args = mode.args(&sandbox, &["-t"], "incoming");
+        let mut server = spawn(&sandbox, &args);
+        let mut stdin = server.stdin.take().expect("stdin");
+        let half = BIG / 2;
+        stdin.write_all(&c_record(BIG, "new")).expect("record");
+        stdin.write_all(&data[..half]).expect("half the data");
+        wait_for_unnamed_file(server.id(), half as u64);
+        server.kill().expect("SIGKILL");
+        let exit = wait(&mut server, common::DEFAULT_TIMEOUT);
+        assert_eq!(exit, Exit::Signal(libc::SIGKILL), "{mode:?}");
+        drop(stdin);
+        let after = sandbox.snapshot();
+        assert_eq!(after, before, "{mode:?}: the kill left something behind");
+    }
+}
+
+/// Waits until process `pid` holds an unnamed file of `size` bytes: an
+/// open descriptor whose link in /proc reads "… (deleted)".
+fn wait_for_unnamed_file(pid: u32, size: u64) {
+    let deadline = Instant::now() + common::DEFAULT_TIMEOUT;
+    let fds = PathBuf::from(format!("/proc/{pid}/fd"));
+    loop {
+        let found = fs::read_dir(&fds)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| {
+                let unnamed = fs::read_link(fd.path())
+                    .is_ok_and(|target| target.to_string_lossy().ends_with(" (deleted)"));
+                unnamed && fs::metadata(fd.path()).is_ok_and(|m| m.len() == size)
+            });
+        if found {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} holds no unnamed file of {size} bytes"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Another process creates the name while its upload is under way, in a
+/// directory the session created (where the target is not looked at
+/// first) and in one that existed: the kernel refuses to link over it,
+/// the client is told, and the other process's file keeps its bytes.
+#[test]
+fn a_name_taken_during_the_upload_is_not_overwritten() {
+    if !have_root() {
+        return;
+    }
+    let data = payload(64 * 1024, 7);
+    for mode in BOTH {
+        for fresh_dir in [true, false] {
+            let sandbox = Sandbox::new(User::Nobody);
+            sandbox.dir("dst/in", 0o777);
+            let flags: &[&str] = if fresh_dir { &["-r", "-t"] } else { &["-t"] };
+            let args = mode.args(&sandbox, flags, "in");
+            let mut server = spawn(&sandbox, &args);
+            let mut stdin = server.stdin.take().expect("stdin");
+            let mut stdout = server.stdout.take().expect("stdout");
+            let mut expect_ack = |what: &str| {
+                let mut byte = [1u8];
+                stdout.read_exact(&mut byte).expect(what);
+                assert_eq!(byte, [0], "{mode:?}: {what} not acknowledged");
+            };
+            expect_ack("start");
+            let (dir, shown) = if fresh_dir {
+                stdin.write_all(b"D0755 0 sub\n").expect("D record");
+                expect_ack("D record");
+                ("dst/in/sub", format!("{}/sub/f", mode.path("in")))
+            } else {
+                ("dst/in", format!("{}/f", mode.path("in")))
+            };
+            stdin.write_all(&c_record(data.len(), "f")).expect("record");
+            expect_ack("C record");
+            fs::write(sandbox.path(format!("{dir}/f")), OLD).expect("the other process's file");
+            stdin.write_all(&data).expect("data");
+            stdin.write_all(b"\0").expect("sender's OK");
+            drop(stdin);
+            let mut rest = Vec::new();
+            stdout.read_to_end(&mut rest).expect("replies");
+            let exit = wait(&mut server, common::DEFAULT_TIMEOUT);
+            let case = format!("{mode:?}, fresh directory {fresh_dir}");
+            let expected = error_line(&format!("{shown}: File exists"));
+            assert!(
+                rest.starts_with(&expected),
+                "{case}: replies {} (expected {})",
+                show(&rest),
+                show(&expected)
+            );
+            assert_eq!(exit, Exit::Code(1), "{case}");
+            let tree = sandbox.snapshot();
+            assert_content(&tree, &format!("{dir}/f"), OLD);
+            assert!(tree.temp_files().is_empty(), "{case}: {tree:?}");
+        }
+    }
+}
+
 /// Waits until the server has written `size` bytes to its temporary file
 /// in `dir` (so the kill lands mid-upload, not before it) and returns it.
 fn wait_for_temp_file(dir: &Path, size: u64) -> PathBuf {

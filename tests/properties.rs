@@ -228,6 +228,7 @@ fn options(recursive: bool, preserve: bool) -> SinkOptions {
         target_must_be_dir: false,
         verbose: false,
         umask: 0o022,
+        creation_umask: scp_server::confine::inherited_umask(),
         mode_mask: 0o777,
         max_depth: 8,
         no_overwrite: false,

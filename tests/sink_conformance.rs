@@ -1893,3 +1893,55 @@ fn paths_in_messages_with_a_trailing_slash_target() {
         .exit(1)
         .agree();
 }
+
+/// In a directory the session created, a new file skips the look at its
+/// target, until the name has been used once: the second upload of a name
+/// replaces the first and keeps its mode, as in OpenSSH.
+#[test]
+fn created_directory_same_name_twice() {
+    Case::new(&["-r", "-t", "dst"])
+        .stdin(b"D0755 0 sub\nC0640 1 x\na\0C0600 2 x\nbb\0E\n")
+        .differential()
+        .stdout(acks(7))
+        .exit(0)
+        .both(|run| {
+            run.file("dst/sub/x", b"bb", 0o640);
+        })
+        .agree();
+}
+
+/// The same as an unprivileged user when the first upload is read-only:
+/// the second may not open it, and says so before its data (which the
+/// client then does not send).
+#[test]
+fn created_directory_same_name_twice_read_only_first() {
+    Case::new(&["-r", "-t", "dst"])
+        .run_as(User::Nobody)
+        .stdin(b"D0755 0 sub\nC0444 1 x\na\0C0644 2 x\nE\n")
+        .differential()
+        .stdout(cat(&[
+            &acks(4),
+            &warning("dst/sub/x: Permission denied"),
+            &acks(1),
+        ]))
+        .exit(1)
+        .both(|run| {
+            run.file("dst/sub/x", b"a", 0o444);
+        })
+        .agree();
+}
+
+/// A file whose name a `D` of the same session took.
+#[test]
+fn created_directory_file_over_a_directory_made_there() {
+    Case::new(&["-r", "-t", "dst"])
+        .stdin(b"D0755 0 sub\nD0755 0 x\nE\nC0644 1 x\nE\n")
+        .differential()
+        .stdout(cat(&[
+            &acks(4),
+            &warning("dst/sub/x: Is a directory"),
+            &acks(1),
+        ]))
+        .exit(1)
+        .agree();
+}

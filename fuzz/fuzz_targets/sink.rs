@@ -109,6 +109,7 @@ fn options(config: u8) -> SinkOptions {
         target_must_be_dir: config & 0x20 != 0,
         verbose: false,
         umask: 0o022,
+        creation_umask: scp_server::confine::inherited_umask(),
         mode_mask: 0o777,
         max_depth: 6,
         no_overwrite: config & 0x21 == 0x21,

@@ -58,13 +58,16 @@ const OPENSSH_ONLY_VAR: &str = "SCP_CONFORMANCE_OPENSSH_ONLY";
 pub enum Server {
     OpenSsh,
     Ours,
+    /// Ours uploading new files through named temporary files, the path a
+    /// kernel takes that cannot link an unnamed file (`--named-temp-files`).
+    OursNamedTemp,
 }
 
 impl Server {
     pub fn program(self) -> &'static str {
         match self {
             Server::OpenSsh => OPENSSH_SCP,
-            Server::Ours => env!("CARGO_BIN_EXE_scp-server"),
+            Server::Ours | Server::OursNamedTemp => env!("CARGO_BIN_EXE_scp-server"),
         }
     }
 
@@ -72,6 +75,7 @@ impl Server {
         match self {
             Server::OpenSsh => "OpenSSH",
             Server::Ours => "ours",
+            Server::OursNamedTemp => "ours, named temporary files",
         }
     }
 }
@@ -767,7 +771,10 @@ impl Case {
         let cwd = sandbox.path(&self.cwd);
         let program = OsString::from(server.program());
         let before = self.watch.then(|| sandbox.snapshot());
-        let args = self.argv(&sandbox);
+        let mut args = self.argv(&sandbox);
+        if server == Server::OursNamedTemp {
+            args.insert(0, OsString::from("--named-temp-files"));
+        }
         let outcome = Invocation {
             program: &program,
             args: &args,
@@ -794,12 +801,23 @@ impl Case {
         ours_enabled().then(|| self.run(Server::Ours))
     }
 
-    /// Runs the case against OpenSSH and ours, in two identical sandboxes.
+    /// Runs the case against OpenSSH and ours, in identical sandboxes; a
+    /// sink case runs ours a second time with named temporary files, and
+    /// every check applies to both of our runs.
     pub fn differential(&self) -> Differential {
+        let named_temp = ours_enabled() && self.is_sink();
         Differential {
             openssh: self.run(Server::OpenSsh),
             ours: self.run_ours(),
+            ours_named_temp: named_temp.then(|| self.run(Server::OursNamedTemp)),
         }
+    }
+
+    /// Whether the scp flags include `-t` (alone or clustered).
+    fn is_sink(&self) -> bool {
+        self.args.iter().map(|a| a.as_bytes()).any(|word| {
+            word.len() > 1 && word[0] == b'-' && word[1] != b'-' && word.contains(&b't')
+        })
     }
 }
 
@@ -1082,12 +1100,18 @@ pub struct Differential {
     pub openssh: Observed,
     /// `None` when only OpenSSH is being validated.
     pub ours: Option<Observed>,
+    /// Sink cases: ours again with `--named-temp-files`.
+    pub ours_named_temp: Option<Observed>,
 }
 
 impl Differential {
     fn each(&self, check: impl Fn(&Observed)) -> &Self {
         check(&self.openssh);
-        if let Some(ours) = &self.ours {
+        self.each_of_ours(check)
+    }
+
+    fn each_of_ours(&self, check: impl Fn(&Observed)) -> &Self {
+        for ours in self.ours.iter().chain(&self.ours_named_temp) {
             check(ours);
         }
         self
@@ -1110,10 +1134,9 @@ impl Differential {
     /// Both resulting sandboxes are identical (types, modes, owners,
     /// contents, explicit times, symlink targets).
     pub fn same_trees(&self) -> &Self {
-        if let Some(ours) = &self.ours {
+        self.each_of_ours(|ours| {
             self.openssh.same_tree_as(ours);
-        }
-        self
+        })
     }
 
     /// Stdout, exit status and trees all agree, and where OpenSSH kept
@@ -1121,13 +1144,13 @@ impl Differential {
     /// CVE-2019-6110); the usual ending of a differential test after its §g
     /// expectations.
     pub fn agree(&self) -> &Self {
-        if let Some(ours) = &self.ours {
+        self.each_of_ours(|ours| {
             ours.stdout(&self.openssh.outcome.stdout)
                 .exit_is(self.openssh.outcome.exit);
             if self.openssh.outcome.stderr.is_empty() {
                 ours.stderr_empty();
             }
-        }
+        });
         self.same_trees()
     }
 
