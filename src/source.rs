@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
+use nix::dir::Type;
 use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
@@ -21,7 +22,7 @@ use crate::confine::{
 use crate::error::{DisplayPath, Error};
 use crate::limits::{Limits, Quota};
 use crate::protocol::{RecordReader, ReplyWriter, Status, encode_dir, encode_file, encode_times};
-use crate::transfer::{DataPath, SessionStream};
+use crate::transfer::{DataPath, SEND_IN_ONE_WRITE, SessionStream};
 
 /// Longest path OpenSSH's source builds while recursing (PATH_MAX).
 const PATH_MAX: usize = 4096;
@@ -191,12 +192,22 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Source<R, W> {
             return Ok(());
         }
         let mut checksum = Checksum::if_wanted();
-        let sent = self.data.send(
-            file.fd.as_fd(),
-            size,
-            self.out.inner_mut(),
-            checksum.as_mut(),
-        );
+        let small = size <= SEND_IN_ONE_WRITE;
+        let sent = if small {
+            self.data.send_small_then_ok(
+                file.fd.as_fd(),
+                size,
+                self.out.inner_mut(),
+                checksum.as_mut(),
+            )
+        } else {
+            self.data.send(
+                file.fd.as_fd(),
+                size,
+                self.out.inner_mut(),
+                checksum.as_mut(),
+            )
+        };
         let Ok(shortfall) = sent else {
             download.interrupted(None);
             return Err(PeerStopped);
@@ -205,7 +216,9 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Source<R, W> {
             None => {
                 self.quota.record(size);
                 download.ok(size, checksum.map(Checksum::finish));
-                self.out.ok().map_err(|_| PeerStopped)?;
+                if !small {
+                    self.out.ok().map_err(|_| PeerStopped)?;
+                }
             }
             Some(short) => {
                 let e = match short.errno {
@@ -262,17 +275,18 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Source<R, W> {
     fn send_entry(
         &mut self,
         dir: BorrowedFd<'_>,
-        name: &[u8],
+        entry: &Listed,
         dir_path: &[u8],
         dir_rel: &[u8],
         ancestors: &mut Vec<(u64, u64)>,
     ) -> Result<(), PeerStopped> {
+        let name = entry.name.as_slice();
         let path = join_display(dir_path, name);
         if path.len() >= PATH_MAX {
             return self.warn(Error::os(&path, Errno::ENAMETOOLONG));
         }
         let rel = join_rel(dir_rel, name);
-        let opened = match self.open_entry(dir, name, &rel, &path) {
+        let opened = match self.open_entry(dir, entry, &rel, &path) {
             Ok(Some(opened)) => opened,
             Ok(None) => {
                 return self.warn(Error::NotRegularFile {
@@ -296,10 +310,14 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Source<R, W> {
     fn open_entry(
         &self,
         dir: BorrowedFd<'_>,
-        name: &[u8],
+        entry: &Listed,
         rel: &[u8],
         path: &[u8],
     ) -> Result<Option<Opened>, Error> {
+        let name = entry.name.as_slice();
+        if let Some(opened) = open_listed(dir, entry, path)? {
+            return Ok(Some(opened));
+        }
         let os_name = std::ffi::OsStr::from_bytes(name);
         let follow = match self.scope {
             Scope::Unconfined => AtFlags::empty(),
@@ -413,14 +431,18 @@ fn name_in_parent(dir: &Opened) -> Option<Vec<u8>> {
         return None;
     }
     let id = (dir.st.st_dev, dir.st.st_ino);
-    list_entries(parent.as_fd()).ok()?.into_iter().find(|name| {
-        fstatat(
-            &parent,
-            std::ffi::OsStr::from_bytes(name),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .is_ok_and(|st| (st.st_dev, st.st_ino) == id)
-    })
+    list_entries(parent.as_fd())
+        .ok()?
+        .into_iter()
+        .map(|entry| entry.name)
+        .find(|name| {
+            fstatat(
+                &parent,
+                std::ffi::OsStr::from_bytes(name),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .is_ok_and(|st| (st.st_dev, st.st_ino) == id)
+        })
 }
 
 fn file_type(st: &FileStat) -> SFlag {
@@ -493,17 +515,64 @@ fn verify_same(fd: OwnedFd, expected: &FileStat, path: &[u8]) -> Result<Opened, 
     Ok(Opened { fd, st })
 }
 
-/// The names in a directory, sorted bytewise so that transfers are
+/// A directory entry with the type the listing gave for it, if any.
+struct Listed {
+    name: Vec<u8>,
+    kind: Option<Type>,
+}
+
+/// The entries of a directory, sorted bytewise so that transfers are
 /// reproducible (OpenSSH sends raw readdir order; clients do not care).
-fn list_entries(dir: BorrowedFd<'_>) -> Result<Vec<Vec<u8>>, Errno> {
+fn list_entries(dir: BorrowedFd<'_>) -> Result<Vec<Listed>, Errno> {
     let mut listing = nix::dir::Dir::from_fd(reopen_dir_readable(dir)?)?;
-    let mut names = Vec::new();
+    let mut entries = Vec::new();
     for entry in listing.iter() {
-        let name = entry?.file_name().to_bytes().to_vec();
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
         if name != b"." && name != b".." {
-            names.push(name);
+            entries.push(Listed {
+                name: name.to_vec(),
+                kind: entry.file_type(),
+            });
         }
     }
-    names.sort();
-    Ok(names)
+    entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    Ok(entries)
+}
+
+/// Opens an entry the listing reported as a regular file or a directory
+/// without looking at it first: the listing's type (`d_type`) already rules
+/// out a symlink, a FIFO and a device, and the open refuses to follow a
+/// symlink (`O_NOFOLLOW`) should the entry have been replaced since.
+/// `Ok(None)`: the listing gave no such type, or the entry is a symlink by
+/// now; the caller then takes the long way (look, then open). An object of
+/// another type than listed is skipped, as a swap between look and open is.
+fn open_listed(dir: BorrowedFd<'_>, entry: &Listed, path: &[u8]) -> Result<Option<Opened>, Error> {
+    let kind = match entry.kind {
+        Some(Type::File) => OFlag::O_NONBLOCK,
+        Some(Type::Directory) => OFlag::O_DIRECTORY,
+        _ => return Ok(None),
+    };
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | kind;
+    let fd = match openat(
+        dir,
+        std::ffi::OsStr::from_bytes(&entry.name),
+        flags,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::ELOOP | Errno::ENOTDIR) => return Ok(None),
+        Err(errno) => return Err(Error::os(path, errno)),
+    };
+    let st = fstat(&fd).map_err(|e| Error::os(path, e))?;
+    let as_listed = match entry.kind {
+        Some(Type::Directory) => is_dir(&st),
+        _ => is_regular(&st),
+    };
+    if !as_listed {
+        return Err(Error::ChangedWhileOpening {
+            path: DisplayPath(path.to_vec()),
+        });
+    }
+    Ok(Some(Opened { fd, st }))
 }
