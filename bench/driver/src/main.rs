@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use measure::{Program, Sample};
 use report::{Metric, Runs, Table, Target};
-use scenarios::TreeShape;
+use scenarios::{Pacing, TreeShape};
 use sshd::{PrivateSshd, Side};
 
 struct Options {
@@ -520,7 +520,9 @@ fn source_file_rows(
 }
 
 /// (3) the small-file tree with -r -p, both directions, beside the null
-/// server (the floor set by the protocol's round trips and this client).
+/// server (the floor set by the protocol's round trips and this client);
+/// once with a client that waits for every acknowledgement, as real ones
+/// do, and once with one that streams (`scenarios::Pacing`).
 fn tree_rows(
     options: &Options,
     sizes: &Sizes,
@@ -528,16 +530,42 @@ fn tree_rows(
     pattern: &[u8],
     table: &mut Table,
 ) -> io::Result<()> {
+    for pacing in [Pacing::Lockstep, Pacing::Streamed] {
+        tree_sink_rows(options, sizes, pattern, pacing, table)?;
+        tree_source_rows(options, sizes, tree, pacing, table)?;
+    }
+    Ok(())
+}
+
+fn tree_label(sizes: &Sizes, pacing: Pacing) -> String {
     let shape = sizes.tree;
-    let files = shape.files();
-    let label = format!(
-        "{files} files of {} KiB in {} dirs, -r -p",
+    let client = match pacing {
+        Pacing::Lockstep => "client waits for each reply",
+        Pacing::Streamed => "client streams",
+    };
+    format!(
+        "{} files of {} KiB in {} dirs, -r -p, {client}",
+        shape.files(),
         shape.file_size / 1024,
         shape.dirs
-    );
+    )
+}
+
+fn tree_sink_rows(
+    options: &Options,
+    sizes: &Sizes,
+    pattern: &[u8],
+    pacing: Pacing,
+    table: &mut Table,
+) -> io::Result<()> {
+    let shape = sizes.tree;
+    let files = shape.files();
     let sink_into = |program: &Program, dest: &Path, check: bool| {
         fs::create_dir_all(dest)?;
-        let sample = scenarios::sink_tree(program, dest, shape, pattern)?;
+        let sample = match pacing {
+            Pacing::Lockstep => scenarios::sink_tree(program, dest, shape, pattern)?,
+            Pacing::Streamed => scenarios::sink_tree_streamed(program, dest, shape, pattern)?,
+        };
         if check {
             check_files(&dest.join("tree"), files)?;
         }
@@ -547,7 +575,7 @@ fn tree_rows(
     let dest_openssh = options.dir.join("tree-sink-openssh");
     let dest_null = options.dir.join("tree-sink-null");
     let null_sink = null_server(&["sink"])?;
-    let test = format!("3 sink {label}");
+    let test = format!("3 sink {}", tree_label(sizes, pacing));
     let s = alternate(
         &test,
         options.runs,
@@ -570,7 +598,21 @@ fn tree_rows(
         fs::remove_dir_all(dest)?;
     }
     tree_table_rows(table, &test, files, &s);
+    Ok(())
+}
 
+fn tree_source_rows(
+    options: &Options,
+    sizes: &Sizes,
+    tree: &Path,
+    pacing: Pacing,
+    table: &mut Table,
+) -> io::Result<()> {
+    let shape = sizes.tree;
+    let source = |program: &Program, scratch: &mut [u8]| match pacing {
+        Pacing::Lockstep => scenarios::source_tree(program, tree, shape, scratch),
+        Pacing::Streamed => scenarios::source_tree_streamed(program, tree, shape, scratch),
+    };
     let mut scratch = [
         scenarios::scratch(),
         scenarios::scratch(),
@@ -579,28 +621,20 @@ fn tree_rows(
     let [scratch_ours, scratch_openssh, scratch_null] = &mut scratch;
     let shape_args = [shape.dirs, shape.files_per_dir, shape.file_size].map(|n| n.to_string());
     let null_source = null_server(&["source", &shape_args[0], &shape_args[1], &shape_args[2]])?;
-    let test = format!("3 source {label}");
+    let test = format!("3 source {}", tree_label(sizes, pacing));
     let s = alternate(
         &test,
         options.runs,
         &mut [
-            (
-                "ours",
-                Box::new(|| scenarios::source_tree(&options.ours(), tree, shape, scratch_ours)),
-            ),
+            ("ours", Box::new(|| source(&options.ours(), scratch_ours))),
             (
                 "OpenSSH",
-                Box::new(|| {
-                    scenarios::source_tree(&options.openssh(), tree, shape, scratch_openssh)
-                }),
+                Box::new(|| source(&options.openssh(), scratch_openssh)),
             ),
-            (
-                "null",
-                Box::new(|| scenarios::source_tree(&null_source, tree, shape, scratch_null)),
-            ),
+            ("null", Box::new(|| source(&null_source, scratch_null))),
         ],
     )?;
-    tree_table_rows(table, &test, files, &s);
+    tree_table_rows(table, &test, shape.files(), &s);
     Ok(())
 }
 
@@ -622,8 +656,8 @@ fn tree_table_rows(table: &mut Table, test: &str, files: usize, s: &[Vec<Sample>
         Target::AtLeast(1.5),
     );
     table.above_floor(test, "µs per file above the null server", files, &runs);
-    let cpu = Metric::CpuMsPer { items: files };
-    table.compare(test, "CPU ms per file", cpu, &runs, Target::Report);
+    let cpu = Metric::CpuUsPer { items: files };
+    table.compare(test, "CPU µs per file", cpu, &runs, Target::Report);
 }
 
 /// (4) start-up: sequential zero-byte uploads, one process each.

@@ -52,6 +52,8 @@ pub enum Metric {
     PerSecond { items: usize },
     /// CPU milliseconds per item.
     CpuMsPer { items: usize },
+    /// CPU microseconds per item (small files).
+    CpuUsPer { items: usize },
     /// Wall milliseconds per item.
     WallMsPer { items: usize },
 }
@@ -66,6 +68,7 @@ impl Metric {
             Metric::PeakRss => s.peak_rss_kib as f64 / 1024.0,
             Metric::PerSecond { items } => items as f64 / wall,
             Metric::CpuMsPer { items } => cpu * 1000.0 / items as f64,
+            Metric::CpuUsPer { items } => cpu * 1e6 / items as f64,
             Metric::WallMsPer { items } => wall * 1000.0 / items as f64,
         }
     }
@@ -80,6 +83,7 @@ impl Metric {
             Metric::CpuPerGib { .. } => 3,
             Metric::PeakRss => 1,
             Metric::CpuMsPer { .. } | Metric::WallMsPer { .. } => 3,
+            Metric::CpuUsPer { .. } => 1,
         }
     }
 }

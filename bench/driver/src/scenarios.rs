@@ -7,6 +7,7 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::thread;
 
 use crate::client::{self, DATA_CHUNK};
 use crate::measure::{Measured, Program, Sample};
@@ -184,6 +185,147 @@ pub fn sink_tree(
     }
     record(&mut server, b"E\n")?;
     server.finish()
+}
+
+/// How the client of row 3 paces itself.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Pacing {
+    /// Waits for each acknowledgement before the next record, as real
+    /// clients do: three round trips per file, so the context switches of
+    /// this machine are part of every per-file time.
+    Lockstep,
+    /// Writes everything without waiting (a writer thread) and checks the
+    /// acknowledgements as they come: the server sets the pace. The server
+    /// receives and answers exactly the same bytes; only the waiting goes.
+    Streamed,
+}
+
+/// Acknowledgements a `-r -p` tree session exchanges: the initial one,
+/// the top `T` and `D`, per directory its `T`, `D` and `E`, per file its
+/// `T`, `C` and data, and the top `E`.
+fn tree_acks(shape: TreeShape) -> usize {
+    1 + 2 + shape.dirs * (3 + 3 * shape.files_per_dir) + 1
+}
+
+/// The whole client stream of a tree upload, as `sink_tree` sends it.
+fn tree_upload_stream(shape: TreeShape, pattern: &[u8]) -> Vec<u8> {
+    let data = &pattern[..shape.file_size];
+    let mut stream = Vec::with_capacity(shape.files() * (shape.file_size + 64));
+    stream.extend_from_slice(TIMES_RECORD);
+    stream.extend_from_slice(b"D0755 0 tree\n");
+    for d in 0..shape.dirs {
+        stream.extend_from_slice(TIMES_RECORD);
+        stream.extend_from_slice(format!("D0755 0 d{d:03}\n").as_bytes());
+        for f in 0..shape.files_per_dir {
+            stream.extend_from_slice(TIMES_RECORD);
+            stream.extend_from_slice(format!("C0644 {} f{f:03}\n", shape.file_size).as_bytes());
+            stream.extend_from_slice(data);
+            stream.push(0);
+        }
+        stream.extend_from_slice(b"E\n");
+    }
+    stream.extend_from_slice(b"E\n");
+    stream
+}
+
+/// `sink_tree` with the client streaming (`Pacing::Streamed`).
+pub fn sink_tree_streamed(
+    program: &Program,
+    dest: &Path,
+    shape: TreeShape,
+    pattern: &[u8],
+) -> io::Result<Sample> {
+    remove_tree_if_present(&dest.join("tree"))?;
+    let stream = tree_upload_stream(shape, pattern);
+    let mut server = Measured::start(
+        program,
+        &[
+            "-r".as_ref(),
+            "-p".as_ref(),
+            "-t".as_ref(),
+            dest.as_os_str(),
+        ],
+    )?;
+    let mut stdin = server.stdin.take().expect("stdin is piped");
+    let writer = thread::spawn(move || stdin.write_all(&stream).map(|()| stdin));
+    for n in 0..tree_acks(shape) {
+        server
+            .replies
+            .expect_ok(&format!("record {n} of the stream"))?;
+    }
+    // Everything is acknowledged; the server waits for the end of input.
+    server.note_peak_rss();
+    let stdin = writer
+        .join()
+        .map_err(|_| io::Error::other("stream writer panicked"))??;
+    drop(stdin);
+    server.finish()
+}
+
+/// `source_tree` with the client streaming (`Pacing::Streamed`): every
+/// acknowledgement but the last is written up front (by a writer thread,
+/// so that a full pipe cannot stall both sides); the last one, which
+/// lets the server exit, follows the final `E` once its peak RSS is noted.
+pub fn source_tree_streamed(
+    program: &Program,
+    tree: &Path,
+    shape: TreeShape,
+    scratch: &mut [u8],
+) -> io::Result<Sample> {
+    let mut server = Measured::start(
+        program,
+        &[
+            "-r".as_ref(),
+            "-p".as_ref(),
+            "-f".as_ref(),
+            tree.as_os_str(),
+        ],
+    )?;
+    let acks = vec![0u8; tree_acks(shape) - 1];
+    let mut stdin = server.stdin.take().expect("stdin is piped");
+    let writer = thread::spawn(move || stdin.write_all(&acks).map(|()| stdin));
+    let mut files = 0;
+    let mut depth = 0usize;
+    let mut finished = false;
+    while let Some(line) = server.replies.line()? {
+        match line.first() {
+            Some(b'T') => {}
+            Some(b'D') => depth += 1,
+            Some(b'E') => {
+                depth = depth.saturating_sub(1);
+                finished = depth == 0;
+            }
+            Some(b'C') => {
+                let size = client::file_record_size(&line)?;
+                server.replies.discard(size, scratch)?;
+                server.replies.expect_ok("file data")?;
+                files += 1;
+            }
+            _ => {
+                return Err(io::Error::other(format!(
+                    "source tree: unexpected {:?}",
+                    String::from_utf8_lossy(&line)
+                )));
+            }
+        }
+        if finished {
+            break;
+        }
+    }
+    server.note_peak_rss();
+    let mut stdin = writer
+        .join()
+        .map_err(|_| io::Error::other("acknowledgement writer panicked"))??;
+    stdin.write_all(&[0])?;
+    server.stdin = Some(stdin);
+    let sample = server.finish()?;
+    if files != shape.files() {
+        return Err(io::Error::other(format!(
+            "source tree: {files} files, expected {}",
+            shape.files()
+        )));
+    }
+    Ok(sample)
 }
 
 /// Source of the small-file tree with `-r -p`: every record acknowledged,
