@@ -98,6 +98,17 @@ impl Sizes {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, path] = args.as_slice()
+        && flag == "--splice-sink"
+    {
+        return match responder::splice_sink(path) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("scp-bench --splice-sink: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.first().map(String::as_str) == Some("--null-server") {
         return match responder::run(&args[1..]) {
             Ok(()) => ExitCode::SUCCESS,
@@ -284,6 +295,7 @@ fn sink_file_rows(
         fs::remove_file(sink_dir.join("big"))?;
         Ok(sample)
     };
+    let splice_sink = Program::with_args(std::env::current_exe()?, &["--splice-sink"]);
     let test = format!("1 sink {label}, new file");
     let s = alternate(
         &test,
@@ -300,10 +312,19 @@ fn sink_file_rows(
                     Ok(sample)
                 }),
             ),
+            (
+                "splice",
+                Box::new(|| {
+                    scenarios::warm_page_pool(&options.dir, size, pattern)?;
+                    let sample = scenarios::splice_sink(&splice_sink, &sink_dir, size, pattern)?;
+                    fs::remove_file(sink_dir.join("splice.out"))?;
+                    Ok(sample)
+                }),
+            ),
         ],
     )?;
     let runs = Runs::from(&s);
-    let (ours, dd) = (&s[0], &s[2]);
+    let (ours, openssh, dd, bare) = (&s[0], &s[1], &s[2], &s[3]);
     let bytes = size;
     table.compare(
         &test,
@@ -327,6 +348,16 @@ fn sink_file_rows(
         &runs,
         Target::AtMost(0.6),
     );
+    for (name, samples) in [("ours", ours), ("OpenSSH", openssh)] {
+        table.against(
+            &test,
+            &format!("CPU s/GiB, {name} / bare splice(2) loop"),
+            Metric::CpuPerGib { bytes },
+            (name, samples),
+            bare,
+            Target::Report,
+        );
+    }
     table.compare(
         &test,
         "peak RSS MiB",

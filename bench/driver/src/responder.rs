@@ -87,3 +87,31 @@ fn source(
     }
     send(b"E\n")
 }
+
+/// The kernel's share of a sink and nothing else: `splice(2)` from stdin
+/// (grown to 1 MiB, as the server grows it) into a new `path` until the
+/// end of input. No protocol, no metadata, no rename: the least CPU a sink
+/// can spend per byte on this machine (row 1's "bare splice loop").
+pub fn splice_sink(path: &str) -> io::Result<()> {
+    use nix::errno::Errno;
+    use nix::fcntl::{FcntlArg, SpliceFFlags, fcntl, splice};
+    use std::os::fd::AsFd;
+
+    let file = std::fs::File::create(path)?;
+    let stdin = io::stdin();
+    let _ = fcntl(stdin.as_fd(), FcntlArg::F_SETPIPE_SZ(1 << 20));
+    loop {
+        match splice(
+            stdin.as_fd(),
+            None,
+            file.as_fd(),
+            None,
+            1 << 20,
+            SpliceFFlags::empty(),
+        ) {
+            Ok(0) => return Ok(()),
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

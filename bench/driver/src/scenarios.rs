@@ -103,6 +103,17 @@ pub fn dd_sink(dir: &Path, size: u64, pattern: &[u8]) -> io::Result<Sample> {
     Ok(sample)
 }
 
+/// The kernel floor of a sink: the driver's own `--splice-sink` (a bare
+/// splice loop, `responder::splice_sink`) fed like dd.
+pub fn splice_sink(program: &Program, dir: &Path, size: u64, pattern: &[u8]) -> io::Result<Sample> {
+    let target = dir.join("splice.out");
+    let mut splicer = Measured::start(program, &[target.as_os_str()])?;
+    client::send_pattern(splicer.input(), pattern, size)?;
+    let sample = splicer.finish()?;
+    check_size(&target, size)?;
+    Ok(sample)
+}
+
 /// Source, one file: `scp -f PATH`, its bytes read and dropped.
 pub fn source_one_file(
     program: &Program,
