@@ -600,19 +600,19 @@ fn path_in(error: &Error) -> Option<&[u8]> {
 /// One file being transferred, as its audit event will describe it: begun
 /// once its size and mode are known, concluded by exactly one of `ok`,
 /// `failed` or `interrupted`.
-pub struct FileAudit {
-    path: Vec<u8>,
+pub struct FileAudit<'a> {
+    path: &'a [u8],
     size: u64,
     mode: u32,
     started: Instant,
 }
 
-impl FileAudit {
+impl<'p> FileAudit<'p> {
     /// `path` as the client's messages show it; `mode` as in the `C`
     /// record (permission bits are kept, the file type is dropped).
-    pub fn begin(path: &[u8], size: u64, mode: u32) -> FileAudit {
+    pub fn begin(path: &'p [u8], size: u64, mode: u32) -> FileAudit<'p> {
         FileAudit {
-            path: path.to_vec(),
+            path,
             size,
             mode: mode & 0o7777,
             started: Instant::now(),
@@ -661,7 +661,7 @@ impl FileAudit {
         sha256: Option<String>,
     ) -> FileRecord<'a> {
         FileRecord {
-            path: Some(&self.path),
+            path: Some(self.path),
             size: Some(self.size),
             bytes: Some(bytes),
             mode: Some(self.mode),

@@ -351,7 +351,7 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
             Ok(received) => received,
             Err(Incomplete { received }) => {
                 dest.discard();
-                let path = DisplayPath(entry.path);
+                let path = DisplayPath(entry.path.clone());
                 let e = Error::UploadIncomplete {
                     path,
                     received,
@@ -398,7 +398,9 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
         if entry.uses_record_name {
             check_storable_name(record_name, &entry.path)?;
         }
-        if let Some(pattern) = (self.opts.denied)(&normalize_rel(&entry.rel)) {
+        // `entry.rel` is normalised already: a level's `rel` is, and the
+        // name joined to it is a single plain component.
+        if let Some(pattern) = (self.opts.denied)(&entry.rel) {
             return Err(Error::Refused {
                 path: DisplayPath(entry.path.clone()),
                 why: Refusal::Denied { pattern },
