@@ -50,7 +50,8 @@ pub fn check_storable_name(name: &[u8], path: &[u8]) -> Result<(), Error> {
 /// Joins a display path the way OpenSSH builds its messages: `DIR/NAME`,
 /// without doubling the slash of the root directory.
 pub fn join_display(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut path = dir.to_vec();
+    let mut path = Vec::with_capacity(dir.len() + 1 + name.len());
+    path.extend_from_slice(dir);
     if dir != b"/" {
         path.push(b'/');
     }
@@ -863,7 +864,8 @@ pub fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
     if rel.is_empty() || rel == b"." {
         return name.to_vec();
     }
-    let mut path = rel.to_vec();
+    let mut path = Vec::with_capacity(rel.len() + 1 + name.len());
+    path.extend_from_slice(rel);
     path.push(b'/');
     path.extend_from_slice(name);
     path

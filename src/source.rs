@@ -6,6 +6,7 @@
 //! checked again by descriptor. Directory cycles are detected by (dev, ino)
 //! of the directories being sent (§h.3, F23).
 
+use std::borrow::Cow;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -285,8 +286,10 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Source<R, W> {
         if path.len() >= PATH_MAX {
             return self.warn(Error::os(&path, Errno::ENAMETOOLONG));
         }
-        let rel = join_rel(dir_rel, name);
-        let opened = match self.open_entry(dir, entry, &rel, &path) {
+        // The path beneath the root is needed for directories (their
+        // entries' paths) and for symlinks in confined sessions only.
+        let rel = || join_rel(dir_rel, name);
+        let opened = match self.open_entry(dir, entry, rel, &path) {
             Ok(Some(opened)) => opened,
             Ok(None) => {
                 return self.warn(Error::NotRegularFile {
@@ -296,7 +299,7 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Source<R, W> {
             Err(e) => return self.warn(e),
         };
         if is_dir(&opened.st) {
-            self.send_dir(opened, name, &path, &rel, ancestors)
+            self.send_dir(opened, name, &path, &rel(), ancestors)
         } else {
             self.send_file(opened, name, &path)
         }
@@ -311,7 +314,7 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Source<R, W> {
         &self,
         dir: BorrowedFd<'_>,
         entry: &Listed,
-        rel: &[u8],
+        rel: impl Fn() -> Vec<u8>,
         path: &[u8],
     ) -> Result<Option<Opened>, Error> {
         let name = entry.name.as_slice();
@@ -327,14 +330,15 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Source<R, W> {
         if let Scope::Confined(root) = &self.scope
             && file_type(&st) == SFlag::S_IFLNK
         {
+            let rel = rel();
             let target = root
-                .open_beneath(rel, OFlag::O_PATH, true)
+                .open_beneath(&rel, OFlag::O_PATH, true)
                 .map_err(|e| e.into_error(path))?;
             let st = fstat(&target).map_err(|e| Error::os(path, e))?;
             if !is_dir(&st) && !is_regular(&st) {
                 return Ok(None);
             }
-            return open_beneath_checked(root, rel, &st, path).map(Some);
+            return open_beneath_checked(root, &rel, &st, path).map(Some);
         }
         if !is_dir(&st) && !is_regular(&st) {
             return Ok(None);
@@ -345,14 +349,21 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Source<R, W> {
     /// The name as it goes on the wire: a newline is encoded as `\^J`, as
     /// OpenSSH does; other control bytes would reach the client's terminal
     /// and are refused (§h.8). `None`: refused and reported.
-    fn name_for_wire(&mut self, name: &[u8], path: &[u8]) -> Result<Option<Vec<u8>>, PeerStopped> {
+    fn name_for_wire<'n>(
+        &mut self,
+        name: &'n [u8],
+        path: &[u8],
+    ) -> Result<Option<Cow<'n, [u8]>>, PeerStopped> {
         if name.iter().any(|&b| (b < 0x20 && b != b'\n') || b == 0x7f) {
             self.warn(Error::ControlCharacters {
                 path: DisplayPath(path.to_vec()),
             })?;
             return Ok(None);
         }
-        let mut wire = Vec::with_capacity(name.len());
+        if !name.contains(&b'\n') {
+            return Ok(Some(Cow::Borrowed(name)));
+        }
+        let mut wire = Vec::with_capacity(name.len() + 2);
         for &b in name {
             if b == b'\n' {
                 wire.extend_from_slice(b"\\^J");
@@ -360,7 +371,7 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Source<R, W> {
                 wire.push(b);
             }
         }
-        Ok(Some(wire))
+        Ok(Some(Cow::Owned(wire)))
     }
 
     fn send_times(&mut self, st: &FileStat) -> Result<bool, PeerStopped> {

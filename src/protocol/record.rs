@@ -236,7 +236,15 @@ pub fn encode_dir(mode: u32, name: &[u8]) -> Vec<u8> {
 }
 
 fn encode_mode_size_name(kind: u8, mode: u32, size: u64, name: &[u8]) -> Vec<u8> {
-    let mut line = format!("{}{:04o} {size} ", kind as char, mode & 0o6777).into_bytes();
+    // Written digit by digit rather than with format!: these lines go out
+    // once per file, and the formatting machinery was a visible share of a
+    // small file's cost.
+    let mut line = Vec::with_capacity(1 + 4 + 1 + 20 + 1 + name.len() + 1);
+    line.push(kind);
+    push_mode(&mut line, mode & 0o6777);
+    line.push(b' ');
+    push_decimal(&mut line, size);
+    line.push(b' ');
     line.extend_from_slice(name);
     line.push(b'\n');
     line
@@ -244,7 +252,44 @@ fn encode_mode_size_name(kind: u8, mode: u32, size: u64, name: &[u8]) -> Vec<u8>
 
 /// `T<mtime> 0 <atime> 0\n`; negative times are sent as 0, as OpenSSH does.
 pub fn encode_times(mtime_sec: i64, atime_sec: i64) -> Vec<u8> {
-    format!("T{} 0 {} 0\n", mtime_sec.max(0), atime_sec.max(0)).into_bytes()
+    let mut line = Vec::with_capacity(2 * 20 + 8);
+    line.push(b'T');
+    push_decimal(&mut line, mtime_sec.max(0).unsigned_abs());
+    line.extend_from_slice(b" 0 ");
+    push_decimal(&mut line, atime_sec.max(0).unsigned_abs());
+    line.extend_from_slice(b" 0\n");
+    line
+}
+
+/// At least four octal digits, as `%04o`.
+fn push_mode(line: &mut Vec<u8>, mode: u32) {
+    let mut digits = [b'0'; 11];
+    let mut at = digits.len();
+    let mut rest = mode;
+    while rest > 0 || digits.len() - at < 4 {
+        at -= 1;
+        // The remainder is below 8.
+        digits[at] = b'0' + (rest % 8) as u8;
+        rest /= 8;
+    }
+    line.extend_from_slice(&digits[at..]);
+}
+
+/// `n` in decimal, as `%llu`.
+fn push_decimal(line: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        // The remainder is below 10.
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    line.extend_from_slice(&digits[at..]);
 }
 
 #[cfg(test)]
@@ -253,6 +298,25 @@ mod tests {
 
     fn err(line: &[u8]) -> String {
         parse_record(line, false).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn encoded_records_match_printf() {
+        for (mode, size) in [
+            (0o644, 0),
+            (0o7, 5),
+            (0o4755, 4096),
+            (0o6777, u64::MAX),
+            (0o100644, 123_456_789),
+        ] {
+            let expected = format!("C{:04o} {size} n a\n", mode & 0o6777);
+            assert_eq!(encode_file(mode, size, b"n a"), expected.as_bytes());
+        }
+        assert_eq!(encode_dir(0o40755, b"d"), b"D0755 0 d\n");
+        for (m, a) in [(0, 0), (1_700_000_000, 9), (-5, i64::MAX), (i64::MIN, 10)] {
+            let expected = format!("T{} 0 {} 0\n", m.max(0), a.max(0));
+            assert_eq!(encode_times(m, a), expected.as_bytes());
+        }
     }
 
     #[test]
