@@ -265,7 +265,7 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Source<R, W> {
             return Ok(());
         }
         ancestors.push(id);
-        for entry in &entries {
+        for entry in entries.iter() {
             self.send_entry(dir.fd.as_fd(), entry, path, rel, ancestors)?;
         }
         ancestors.pop();
@@ -276,12 +276,12 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Source<R, W> {
     fn send_entry(
         &mut self,
         dir: BorrowedFd<'_>,
-        entry: &Listed,
+        entry: Listed<'_>,
         dir_path: &[u8],
         dir_rel: &[u8],
         ancestors: &mut Vec<(u64, u64)>,
     ) -> Result<(), PeerStopped> {
-        let name = entry.name.as_slice();
+        let name = entry.name;
         let path = join_display(dir_path, name);
         if path.len() >= PATH_MAX {
             return self.warn(Error::os(&path, Errno::ENAMETOOLONG));
@@ -313,11 +313,11 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Source<R, W> {
     fn open_entry(
         &self,
         dir: BorrowedFd<'_>,
-        entry: &Listed,
+        entry: Listed<'_>,
         rel: impl Fn() -> Vec<u8>,
         path: &[u8],
     ) -> Result<Option<Opened>, Error> {
-        let name = entry.name.as_slice();
+        let name = entry.name;
         if let Some(opened) = open_listed(dir, entry, path)? {
             return Ok(Some(opened));
         }
@@ -442,18 +442,16 @@ fn name_in_parent(dir: &Opened) -> Option<Vec<u8>> {
         return None;
     }
     let id = (dir.st.st_dev, dir.st.st_ino);
-    list_entries(parent.as_fd())
-        .ok()?
-        .into_iter()
-        .map(|entry| entry.name)
-        .find(|name| {
-            fstatat(
-                &parent,
-                std::ffi::OsStr::from_bytes(name),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            )
-            .is_ok_and(|st| (st.st_dev, st.st_ino) == id)
-        })
+    let listing = list_entries(parent.as_fd()).ok()?;
+    let found = listing.iter().map(|entry| entry.name).find(|name| {
+        fstatat(
+            &parent,
+            std::ffi::OsStr::from_bytes(name),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .is_ok_and(|st| (st.st_dev, st.st_ino) == id)
+    });
+    found.map(<[u8]>::to_vec)
 }
 
 fn file_type(st: &FileStat) -> SFlag {
@@ -527,28 +525,46 @@ fn verify_same(fd: OwnedFd, expected: &FileStat, path: &[u8]) -> Result<Opened, 
 }
 
 /// A directory entry with the type the listing gave for it, if any.
-struct Listed {
-    name: Vec<u8>,
+#[derive(Clone, Copy)]
+struct Listed<'a> {
+    name: &'a [u8],
     kind: Option<Type>,
+}
+
+/// The entries of a directory: their names side by side in one buffer
+/// (one allocation per directory, not one per entry).
+struct Listing {
+    names: Vec<u8>,
+    /// Start and length in `names`, and the type from the listing.
+    entries: Vec<(usize, usize, Option<Type>)>,
+}
+
+impl Listing {
+    fn iter(&self) -> impl Iterator<Item = Listed<'_>> {
+        self.entries.iter().map(|&(start, len, kind)| Listed {
+            name: &self.names[start..start + len],
+            kind,
+        })
+    }
 }
 
 /// The entries of a directory, sorted bytewise so that transfers are
 /// reproducible (OpenSSH sends raw readdir order; clients do not care).
-fn list_entries(dir: BorrowedFd<'_>) -> Result<Vec<Listed>, Errno> {
+fn list_entries(dir: BorrowedFd<'_>) -> Result<Listing, Errno> {
     let mut listing = nix::dir::Dir::from_fd(reopen_dir_readable(dir)?)?;
+    let mut names = Vec::new();
     let mut entries = Vec::new();
     for entry in listing.iter() {
         let entry = entry?;
         let name = entry.file_name().to_bytes();
         if name != b"." && name != b".." {
-            entries.push(Listed {
-                name: name.to_vec(),
-                kind: entry.file_type(),
-            });
+            entries.push((names.len(), name.len(), entry.file_type()));
+            names.extend_from_slice(name);
         }
     }
-    entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-    Ok(entries)
+    let name = |&(start, len, _): &(usize, usize, Option<Type>)| &names[start..start + len];
+    entries.sort_unstable_by(|a, b| name(a).cmp(name(b)));
+    Ok(Listing { names, entries })
 }
 
 /// Opens an entry the listing reported as a regular file or a directory
@@ -558,7 +574,11 @@ fn list_entries(dir: BorrowedFd<'_>) -> Result<Vec<Listed>, Errno> {
 /// `Ok(None)`: the listing gave no such type, or the entry is a symlink by
 /// now; the caller then takes the long way (look, then open). An object of
 /// another type than listed is skipped, as a swap between look and open is.
-fn open_listed(dir: BorrowedFd<'_>, entry: &Listed, path: &[u8]) -> Result<Option<Opened>, Error> {
+fn open_listed(
+    dir: BorrowedFd<'_>,
+    entry: Listed<'_>,
+    path: &[u8],
+) -> Result<Option<Opened>, Error> {
     let kind = match entry.kind {
         Some(Type::File) => OFlag::O_NONBLOCK,
         Some(Type::Directory) => OFlag::O_DIRECTORY,
@@ -567,7 +587,7 @@ fn open_listed(dir: BorrowedFd<'_>, entry: &Listed, path: &[u8]) -> Result<Optio
     let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | kind;
     let fd = match openat(
         dir,
-        std::ffi::OsStr::from_bytes(&entry.name),
+        std::ffi::OsStr::from_bytes(entry.name),
         flags,
         Mode::empty(),
     ) {
