@@ -407,6 +407,28 @@ mod tests {
     }
 
     #[test]
+    fn an_unnamed_file_is_invisible_until_linked_and_never_replaces() {
+        let (base, root) = tree("unnamed");
+        let dir = open_dir_path(root.as_os_str().as_bytes()).unwrap();
+        let before = std::fs::read_dir(&root).unwrap().count();
+        let Some(file) = create_unnamed_file(dir.as_fd(), 0o640) else {
+            eprintln!("no O_TMPFILE or no empty-path link here; test not run");
+            return;
+        };
+        nix::unistd::write(&file, b"new").unwrap();
+        assert_eq!(std::fs::read_dir(&root).unwrap().count(), before);
+        let sub = open_subdir(dir.as_fd(), b"a").unwrap();
+        assert_eq!(
+            link_unnamed_file(&file, sub.as_fd(), b"b"),
+            Err(Errno::EEXIST)
+        );
+        assert_eq!(std::fs::read(root.join("a/b")).unwrap(), b"inside");
+        link_unnamed_file(&file, dir.as_fd(), b"fresh").unwrap();
+        assert_eq!(std::fs::read(root.join("fresh")).unwrap(), b"new");
+        let _ = std::fs::remove_dir_all(base);
+    }
+
+    #[test]
     fn rename_noreplace_is_enforced_by_the_kernel() {
         let (base, root_path) = tree("noreplace");
         let dir = open_dir_path(root_path.join("a").as_os_str().as_bytes()).unwrap();

@@ -1004,3 +1004,27 @@ fn explain_enxio(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, path: &[u8]) -> Er
         _ => Error::os(path, Errno::ENXIO),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_name_is_certain_once() {
+        let fresh = FreshNames::default();
+        assert!(fresh.claim(b"a"));
+        assert!(fresh.claim(b"b"));
+        assert!(!fresh.claim(b"a"), "a name used before must be looked at");
+    }
+
+    #[test]
+    fn past_the_bound_every_name_is_looked_at() {
+        let fresh = FreshNames::default();
+        for n in 0..FRESH_NAMES_TRACKED {
+            assert!(fresh.claim(format!("f{n}").as_bytes()));
+        }
+        assert!(!fresh.claim(b"one more"));
+        assert!(!fresh.claim(b"and another"));
+        assert!(fresh.hashes.borrow().is_empty(), "the hashes are let go");
+    }
+}
