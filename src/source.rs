@@ -22,7 +22,9 @@ use crate::confine::{
 };
 use crate::error::{DisplayPath, Error};
 use crate::limits::{Limits, Quota};
-use crate::protocol::{RecordReader, ReplyWriter, Status, encode_dir, encode_file, encode_times};
+use crate::protocol::{
+    RecordReader, ReplyWriter, Status, write_dir_record, write_file_record, write_times_record,
+};
 use crate::transfer::{DataPath, SEND_IN_ONE_WRITE, SessionStream};
 
 /// Longest path OpenSSH's source builds while recursing (PATH_MAX).
@@ -63,6 +65,7 @@ pub fn run<R: Read + SessionStream, W: Write + SessionStream>(
         out: ReplyWriter::new(out),
         data,
         errors: 0,
+        line: Vec::new(),
     };
     match source.session(operands) {
         Ok(()) if source.errors == 0 => 0,
@@ -78,6 +81,8 @@ struct Source<R, W> {
     out: ReplyWriter<W>,
     data: DataPath,
     errors: u32,
+    /// The record being sent, reused from record to record.
+    line: Vec<u8>,
 }
 
 /// An open file or directory with the status it was opened with.
@@ -188,8 +193,8 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Source<R, W> {
         if let Err(e) = self.quota.admit(path, size) {
             return self.warn_file(&download, 0, e);
         }
-        let record = encode_file(file.st.st_mode, size, &wire_name);
-        if !self.send_record(&record)? {
+        let mode = file.st.st_mode;
+        if !self.send_encoded(|line| write_file_record(line, mode, size, &wire_name))? {
             return Ok(());
         }
         let mut checksum = Checksum::if_wanted();
@@ -261,12 +266,19 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Source<R, W> {
         if self.opts.preserve && !self.send_times(&dir.st)? {
             return Ok(());
         }
-        if !self.send_record(&encode_dir(dir.st.st_mode, &wire_name))? {
+        let mode = dir.st.st_mode;
+        if !self.send_encoded(|line| write_dir_record(line, mode, &wire_name))? {
             return Ok(());
         }
         ancestors.push(id);
+        // Each entry's path is this directory's plus its name, built in
+        // one buffer reused for every entry.
+        let mut entry_path = join_display(path, b"");
+        let dir_part = entry_path.len();
         for entry in entries.iter() {
-            self.send_entry(dir.fd.as_fd(), entry, path, rel, ancestors)?;
+            entry_path.truncate(dir_part);
+            entry_path.extend_from_slice(entry.name);
+            self.send_entry(dir.fd.as_fd(), entry, &entry_path, rel, ancestors)?;
         }
         ancestors.pop();
         self.send_record(b"E\n")?;
@@ -277,31 +289,30 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Source<R, W> {
         &mut self,
         dir: BorrowedFd<'_>,
         entry: Listed<'_>,
-        dir_path: &[u8],
+        path: &[u8],
         dir_rel: &[u8],
         ancestors: &mut Vec<(u64, u64)>,
     ) -> Result<(), PeerStopped> {
         let name = entry.name;
-        let path = join_display(dir_path, name);
         if path.len() >= PATH_MAX {
-            return self.warn(Error::os(&path, Errno::ENAMETOOLONG));
+            return self.warn(Error::os(path, Errno::ENAMETOOLONG));
         }
         // The path beneath the root is needed for directories (their
         // entries' paths) and for symlinks in confined sessions only.
         let rel = || join_rel(dir_rel, name);
-        let opened = match self.open_entry(dir, entry, rel, &path) {
+        let opened = match self.open_entry(dir, entry, rel, path) {
             Ok(Some(opened)) => opened,
             Ok(None) => {
                 return self.warn(Error::NotRegularFile {
-                    path: DisplayPath(path),
+                    path: DisplayPath(path.to_vec()),
                 });
             }
             Err(e) => return self.warn(e),
         };
         if is_dir(&opened.st) {
-            self.send_dir(opened, name, &path, &rel(), ancestors)
+            self.send_dir(opened, name, path, &rel(), ancestors)
         } else {
-            self.send_file(opened, name, &path)
+            self.send_file(opened, name, path)
         }
     }
 
@@ -375,7 +386,18 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Source<R, W> {
     }
 
     fn send_times(&mut self, st: &FileStat) -> Result<bool, PeerStopped> {
-        self.send_record(&encode_times(st.st_mtime, st.st_atime))
+        let (mtime, atime) = (st.st_mtime, st.st_atime);
+        self.send_encoded(|line| write_times_record(line, mtime, atime))
+    }
+
+    /// `send_record` for a record built by `encode` in the reused buffer.
+    fn send_encoded(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> Result<bool, PeerStopped> {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        encode(&mut line);
+        let accepted = self.send_record(&line);
+        self.line = line;
+        accepted
     }
 
     /// Sends one record and waits for the peer's verdict: `true` accepted,

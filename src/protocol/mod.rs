@@ -12,6 +12,7 @@ pub use escape::escape_bytes;
 pub use reader::{Line, RecordReader, Status};
 pub use record::{
     ProtocolError, Record, Times, encode_dir, encode_file, encode_times, parse_record,
+    write_dir_record, write_file_record, write_times_record,
 };
 pub use writer::ReplyWriter;
 
