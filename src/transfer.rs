@@ -290,6 +290,10 @@ impl DataPath {
             write_error: None,
         };
         self.take_buffered(reader, out, &mut progress, checksum.as_deref_mut());
+        if R::IS_SESSION_STREAM {
+            // Once per session: a pipe is enlarged for the copy path too.
+            self.input_kind(io::stdin().as_fd());
+        }
         if let Some(out) = out
             && R::IS_SESSION_STREAM
             && checksum.is_none()
@@ -541,6 +545,9 @@ impl DataPath {
     ) -> io::Result<Option<Shortfall>> {
         let mut sent = 0u64;
         let mut shortfall = None;
+        if W::IS_SESSION_STREAM {
+            self.prepare_output();
+        }
         if W::IS_SESSION_STREAM && checksum.is_none() {
             match self.sendfile_to_stdout(file, size, &mut sent)? {
                 Sendfile::Done => return Ok(None),
@@ -596,6 +603,19 @@ impl DataPath {
         }))
     }
 
+    /// Looks at stdout once per session; a pipe is enlarged (for the copy
+    /// path too: 256 KiB blocks into a 64 KiB pipe would wait on the
+    /// reader four times per block).
+    fn prepare_output(&mut self) {
+        if !self.output_prepared {
+            self.output_prepared = true;
+            let stdout = io::stdout();
+            if file_kind(stdout.as_fd()) == Some(SFlag::S_IFIFO) {
+                grow_session_pipe(stdout.as_fd());
+            }
+        }
+    }
+
     /// The zero-copy part of a send. sendfile(2) takes the file's pages
     /// straight into the pipe or socket and advances the file offset, so a
     /// fallback continues at the right place.
@@ -606,12 +626,6 @@ impl DataPath {
         sent: &mut u64,
     ) -> io::Result<Sendfile> {
         let stdout = io::stdout();
-        if !self.output_prepared {
-            self.output_prepared = true;
-            if file_kind(stdout.as_fd()) == Some(SFlag::S_IFIFO) {
-                grow_session_pipe(stdout.as_fd());
-            }
-        }
         while *sent < size {
             let want = block_len(size - *sent);
             match sendfile(stdout.as_fd(), file, None, want) {
