@@ -47,6 +47,11 @@ pub struct AdminArgs {
     /// CAP_DAC_READ_SEARCH). For tests.
     #[arg(long, hide = true)]
     pub named_temp_files: bool,
+
+    /// Move file data with read/write only, never splice or sendfile. For
+    /// the benchmark, which compares the two end to end.
+    #[arg(long, hide = true)]
+    pub copy_data: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -287,7 +287,7 @@ fn run_sink(admin: &AdminArgs, flags: ScpFlags, restricted: bool) -> i32 {
         denied: deny_check(&policy, &scope),
     };
     let reader = RecordReader::new(RawStdin, MAX_RECORD_LINE);
-    let data = data_path(&flags);
+    let data = data_path(&flags, admin);
     // Each directory level is a stack frame of the sink; give the session
     // a stack that fits the deepest tree the policy allows.
     let stack = 1024 * 1024 + policy.max_depth * STACK_PER_DIRECTORY_LEVEL;
@@ -328,7 +328,14 @@ fn run_source(
     };
     let reader = RecordReader::new(RawStdin, MAX_RECORD_LINE);
     let operands = operands(&scope);
-    source::run(&operands, scope, opts, reader, RawStdout, data_path(&flags))
+    source::run(
+        &operands,
+        scope,
+        opts,
+        reader,
+        RawStdout,
+        data_path(&flags, admin),
+    )
 }
 
 /// The umask applied to received modes: an explicit policy umask always;
@@ -360,8 +367,13 @@ fn deny_check(policy: &Policy, scope: &confine::Scope) -> sink::DenyCheck {
     Box::new(move |rel| policy.denied(rel).map(str::to_owned))
 }
 
-fn data_path(flags: &ScpFlags) -> DataPath {
-    DataPath::new(flags.limit_kbits.map(Throttle::from_kbits))
+fn data_path(flags: &ScpFlags, admin: &AdminArgs) -> DataPath {
+    let data = DataPath::new(flags.limit_kbits.map(Throttle::from_kbits));
+    if admin.copy_data {
+        data.copying_only()
+    } else {
+        data
+    }
 }
 
 /// A refusal of something that is not an scp transfer: one line on stderr.

@@ -253,6 +253,8 @@ pub struct DataPath {
     relay: Option<Relay>,
     /// Whether stdout was looked at (and enlarged if a pipe) yet.
     output_prepared: bool,
+    /// splice/sendfile allowed (`false`: read/write only, `--copy-data`).
+    zero_copy: bool,
 }
 
 impl DataPath {
@@ -263,7 +265,16 @@ impl DataPath {
             input: None,
             relay: None,
             output_prepared: false,
+            zero_copy: true,
         }
+    }
+
+    /// Moves every byte with read/write, never splice or sendfile: the
+    /// hidden `--copy-data`, which the benchmark runs beside the default to
+    /// show what zero-copy changes end to end.
+    pub fn copying_only(mut self) -> Self {
+        self.zero_copy = false;
+        self
     }
 
     fn pace(&mut self, n: usize) {
@@ -297,6 +308,7 @@ impl DataPath {
         if let Some(out) = out
             && R::IS_SESSION_STREAM
             && checksum.is_none()
+            && self.zero_copy
         {
             self.splice_from_stdin(out, &mut progress)?;
         }
@@ -548,7 +560,7 @@ impl DataPath {
         if W::IS_SESSION_STREAM {
             self.prepare_output();
         }
-        if W::IS_SESSION_STREAM && checksum.is_none() {
+        if W::IS_SESSION_STREAM && checksum.is_none() && self.zero_copy {
             match self.sendfile_to_stdout(file, size, &mut sent)? {
                 Sendfile::Done => return Ok(None),
                 Sendfile::FileEnded => shortfall = Some(Shortfall { sent, errno: None }),

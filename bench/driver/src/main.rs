@@ -862,6 +862,7 @@ impl E2e<'_> {
                 ("ours", Box::new(|| upload(Side::Ours))),
                 ("OpenSSH", Box::new(|| upload(Side::OpenSsh))),
                 ("ceiling", Box::new(ceiling)),
+                ("ours-rw", Box::new(|| upload(Side::OursCopying))),
             ],
         )?;
         if into == Into::File {
@@ -903,6 +904,7 @@ impl E2e<'_> {
                 ("ours", Box::new(|| download(Side::Ours))),
                 ("OpenSSH", Box::new(|| download(Side::OpenSsh))),
                 ("ceiling", Box::new(ceiling)),
+                ("ours-rw", Box::new(|| download(Side::OursCopying))),
             ],
         )?;
         remove_file_if_present(&source)?;
@@ -973,14 +975,16 @@ impl E2e<'_> {
 fn side_name(side: Side) -> &'static str {
     match side {
         Side::Ours => "ours",
+        Side::OursCopying => "ours-copying",
         Side::OpenSsh => "openssh",
     }
 }
 
-/// Rows of one big e2e transfer: both servers, each against the ceiling.
+/// Rows of one big e2e transfer: both servers, each against the ceiling,
+/// and ours moving the data with read/write only (`--copy-data`; reported).
 fn e2e_big_rows(table: &mut Table, test: &str, ceiling: &str, bytes: u64, s: &[Vec<Sample>]) {
     let runs = Runs::from(s);
-    let (ours, openssh, top) = (&s[0], &s[1], &s[2]);
+    let (ours, openssh, top, copying) = (&s[0], &s[1], &s[2], &s[3]);
     let metric = Metric::Throughput { bytes };
     table.compare(
         test,
@@ -1003,6 +1007,22 @@ fn e2e_big_rows(table: &mut Table, test: &str, ceiling: &str, bytes: u64, s: &[V
         metric,
         ("OpenSSH", openssh),
         top,
+        Target::Report,
+    );
+    table.against(
+        test,
+        "throughput, ours read/write only / ours (zero-copy)",
+        metric,
+        ("ours", copying),
+        ours,
+        Target::Report,
+    );
+    table.against(
+        test,
+        "throughput, ours read/write only / OpenSSH",
+        metric,
+        ("ours", copying),
+        openssh,
         Target::Report,
     );
 }

@@ -35,8 +35,12 @@ const CLIENT_LIMIT: Duration = Duration::from_secs(600);
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Side {
     Ours,
+    /// Ours with `--copy-data` (read/write only, no splice or sendfile).
+    OursCopying,
     OpenSsh,
 }
+
+const SIDES: [Side; 3] = [Side::Ours, Side::OursCopying, Side::OpenSsh];
 
 pub struct PrivateSshd {
     child: Child,
@@ -83,11 +87,27 @@ impl PrivateSshd {
             fs::create_dir_all("/run/sshd")?;
         }
         make_dir(dir)?;
-        for side in [Side::Ours, Side::OpenSsh] {
+        for side in SIDES {
             let bin = dir.join(bin_dir_name(side));
             make_dir(&bin)?;
-            let program = if side == Side::Ours { ours } else { openssh };
-            fs::copy(program, bin.join("scp"))?;
+            match side {
+                Side::Ours => {
+                    fs::copy(ours, bin.join("scp"))?;
+                }
+                Side::OpenSsh => {
+                    fs::copy(openssh, bin.join("scp"))?;
+                }
+                // A wrapper that adds the flag in front of the scp words
+                // (admin options come first).
+                Side::OursCopying => {
+                    let ours_copy = dir.join(bin_dir_name(Side::Ours)).join("scp");
+                    let script = format!(
+                        "#!/bin/sh\nexec '{}' --copy-data \"$@\"\n",
+                        ours_copy.display()
+                    );
+                    fs::write(bin.join("scp"), script)?;
+                }
+            }
             fs::set_permissions(bin.join("scp"), fs::Permissions::from_mode(0o755))?;
             generate_key(&dir.join(key_name(side)))?;
         }
@@ -104,7 +124,7 @@ impl PrivateSshd {
             scp_client: scp_client.to_path_buf(),
         };
         sshd.wait_until_listening()?;
-        for side in [Side::Ours, Side::OpenSsh] {
+        for side in SIDES {
             sshd.check_remote_scp(side)?;
         }
         Ok(sshd)
@@ -252,6 +272,7 @@ impl PrivateSshd {
 fn bin_dir_name(side: Side) -> &'static str {
     match side {
         Side::Ours => "bin-ours",
+        Side::OursCopying => "bin-ours-copying",
         Side::OpenSsh => "bin-openssh",
     }
 }
@@ -259,6 +280,7 @@ fn bin_dir_name(side: Side) -> &'static str {
 fn key_name(side: Side) -> &'static str {
     match side {
         Side::Ours => "key-ours",
+        Side::OursCopying => "key-ours-copying",
         Side::OpenSsh => "key-openssh",
     }
 }
@@ -283,7 +305,7 @@ fn generate_key(path: &Path) -> io::Result<()> {
 
 fn write_authorized_keys(dir: &Path) -> io::Result<()> {
     let mut lines = String::new();
-    for side in [Side::Ours, Side::OpenSsh] {
+    for side in SIDES {
         let public = fs::read_to_string(dir.join(format!("{}.pub", key_name(side))))?;
         let bin = dir.join(bin_dir_name(side));
         lines.push_str(&format!(
