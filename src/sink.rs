@@ -827,15 +827,7 @@ impl Destination<'_> {
                     remove_temp_file(dir.as_fd(), &temp_name);
                     return Err(e);
                 }
-                if finish.fsync {
-                    note(
-                        &mut first_error,
-                        path,
-                        "fsync directory",
-                        fsync_dir(dir.as_fd()),
-                    );
-                }
-                first_error.map_or(Ok(()), Err)
+                published(dir.as_fd(), finish, path, first_error)
             }
             Destination::Unnamed {
                 dir,
@@ -863,15 +855,7 @@ impl Destination<'_> {
                         errno => Error::os(path, errno),
                     }
                 })?;
-                if finish.fsync {
-                    note(
-                        &mut first_error,
-                        path,
-                        "fsync directory",
-                        fsync_dir(dir.as_fd()),
-                    );
-                }
-                first_error.map_or(Ok(()), Err)
+                published(dir.as_fd(), finish, path, first_error)
             }
             Destination::InPlace { file, regular, .. } => {
                 let mut first_error = None;
@@ -908,6 +892,21 @@ fn publish(
     let from = std::ffi::OsStr::from_bytes(temp);
     let to = std::ffi::OsStr::from_bytes(target);
     renameat(dir, from, dir, to).map_err(|e| Error::os(path, e))
+}
+
+/// The end of a file that has its name: with `fsync`, the directory entry
+/// is made durable too; then the first metadata error, if any, is the
+/// file's one reply.
+fn published(
+    dir: BorrowedFd<'_>,
+    finish: &Finish,
+    path: &[u8],
+    mut first_error: Option<Error>,
+) -> Result<(), Error> {
+    if finish.fsync {
+        note(&mut first_error, path, "fsync directory", fsync_dir(dir));
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// fsync of a directory needs a descriptor opened for reading (ours may be

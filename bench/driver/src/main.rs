@@ -640,9 +640,8 @@ fn tree_source_rows(
     table: &mut Table,
 ) -> io::Result<()> {
     let shape = sizes.tree;
-    let source = |program: &Program, scratch: &mut [u8]| match pacing {
-        Pacing::Lockstep => scenarios::source_tree(program, tree, shape, scratch),
-        Pacing::Streamed => scenarios::source_tree_streamed(program, tree, shape, scratch),
+    let source = |program: &Program, scratch: &mut [u8]| {
+        scenarios::source_tree(program, tree, shape, scratch, pacing)
     };
     let mut scratch = [
         scenarios::scratch(),

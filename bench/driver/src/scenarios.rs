@@ -273,79 +273,17 @@ pub fn sink_tree_streamed(
     server.finish()
 }
 
-/// `source_tree` with the client streaming (`Pacing::Streamed`): every
-/// acknowledgement but the last is written up front (by a writer thread,
-/// so that a full pipe cannot stall both sides); the last one, which
-/// lets the server exit, follows the final `E` once its peak RSS is noted.
-pub fn source_tree_streamed(
-    program: &Program,
-    tree: &Path,
-    shape: TreeShape,
-    scratch: &mut [u8],
-) -> io::Result<Sample> {
-    let mut server = Measured::start(
-        program,
-        &[
-            "-r".as_ref(),
-            "-p".as_ref(),
-            "-f".as_ref(),
-            tree.as_os_str(),
-        ],
-    )?;
-    let acks = vec![0u8; tree_acks(shape) - 1];
-    let mut stdin = server.stdin.take().expect("stdin is piped");
-    let writer = thread::spawn(move || stdin.write_all(&acks).map(|()| stdin));
-    let mut files = 0;
-    let mut depth = 0usize;
-    let mut finished = false;
-    while let Some(line) = server.replies.line()? {
-        match line.first() {
-            Some(b'T') => {}
-            Some(b'D') => depth += 1,
-            Some(b'E') => {
-                depth = depth.saturating_sub(1);
-                finished = depth == 0;
-            }
-            Some(b'C') => {
-                let size = client::file_record_size(&line)?;
-                server.replies.discard(size, scratch)?;
-                server.replies.expect_ok("file data")?;
-                files += 1;
-            }
-            _ => {
-                return Err(io::Error::other(format!(
-                    "source tree: unexpected {:?}",
-                    String::from_utf8_lossy(&line)
-                )));
-            }
-        }
-        if finished {
-            break;
-        }
-    }
-    server.note_peak_rss();
-    let mut stdin = writer
-        .join()
-        .map_err(|_| io::Error::other("acknowledgement writer panicked"))??;
-    stdin.write_all(&[0])?;
-    server.stdin = Some(stdin);
-    let sample = server.finish()?;
-    if files != shape.files() {
-        return Err(io::Error::other(format!(
-            "source tree: {files} files, expected {}",
-            shape.files()
-        )));
-    }
-    Ok(sample)
-}
-
 /// Source of the small-file tree with `-r -p`: every record acknowledged,
-/// every file's data read and dropped.
+/// every file's data read and dropped. Streamed, every acknowledgement but
+/// the last is written up front (by a writer thread, so that a full pipe
+/// cannot stall both sides); the last one, which lets the server exit,
+/// follows the final `E` once its peak RSS is noted.
 pub fn source_tree(
     program: &Program,
     tree: &Path,
     shape: TreeShape,
     scratch: &mut [u8],
+    pacing: Pacing,
 ) -> io::Result<Sample> {
     let mut server = Measured::start(
         program,
@@ -356,23 +294,29 @@ pub fn source_tree(
             tree.as_os_str(),
         ],
     )?;
-    server.input().write_all(&[0])?;
+    let lockstep = pacing == Pacing::Lockstep;
+    let mut writer = None;
+    if lockstep {
+        server.input().write_all(&[0])?;
+    } else {
+        let acks = vec![0u8; tree_acks(shape) - 1];
+        let mut stdin = server.stdin.take().expect("stdin is piped");
+        writer = Some(thread::spawn(move || {
+            stdin.write_all(&acks).map(|()| stdin)
+        }));
+    }
     let mut files = 0;
     let mut depth = 0usize;
     while let Some(line) = server.replies.line()? {
         match line.first() {
             Some(b'T') => {}
             Some(b'D') => depth += 1,
-            Some(b'E') => {
-                depth = depth.saturating_sub(1);
-                if depth == 0 {
-                    // The last record: the server exits once it is acked.
-                    server.note_peak_rss();
-                }
-            }
+            Some(b'E') => depth = depth.saturating_sub(1),
             Some(b'C') => {
                 let size = client::file_record_size(&line)?;
-                server.input().write_all(&[0])?;
+                if lockstep {
+                    server.input().write_all(&[0])?;
+                }
                 server.replies.discard(size, scratch)?;
                 server.replies.expect_ok("file data")?;
                 files += 1;
@@ -384,7 +328,20 @@ pub fn source_tree(
                 )));
             }
         }
-        server.input().write_all(&[0])?;
+        let last = line.first() == Some(&b'E') && depth == 0;
+        if last {
+            // The server exits once this record is acknowledged.
+            server.note_peak_rss();
+        }
+        if last && let Some(writer) = writer.take() {
+            let stdin = writer
+                .join()
+                .map_err(|_| io::Error::other("acknowledgement writer panicked"))??;
+            server.stdin = Some(stdin);
+        }
+        if lockstep || last {
+            server.input().write_all(&[0])?;
+        }
     }
     let sample = server.finish()?;
     if files != shape.files() {
