@@ -1,10 +1,12 @@
 //! `-t`: records from the session's stdin become files and directories.
 //!
 //! The conversation is OpenSSH's (PROTOCOL.md §a.3, §b); what lands on disk
-//! follows DESIGN.md's filesystem rules: a regular file is written to a
-//! temporary file beside its target and renamed over it only after the last
-//! byte and the sender's `\0`, so an interrupted upload never leaves a
-//! partial file where a good one stood.
+//! follows DESIGN.md's filesystem rules: a new regular file is written to
+//! an unnamed file (`O_TMPFILE`) and linked under its name, a replacement
+//! to a temporary file beside its target and renamed over it, each only
+//! after the last byte and the sender's `\0`, so an interrupted upload
+//! never leaves a partial file where a good one stood, nor a partial new
+//! one under its name.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
