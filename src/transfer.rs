@@ -8,7 +8,12 @@
 //!   Linux, or a socket) into a private relay pipe, and from there into the
 //!   file (`splice_via_relay` says why not straight into the file); a small
 //!   file from a pipe goes straight in, in one call (`splice_pipe_to`);
-//! - source: `sendfile(2)` from the file to stdout (a pipe or a socket).
+//! - source: `sendfile(2)` from the file to stdout (a pipe or a socket);
+//!   files up to 16 KiB excepted (`send_small_then_ok`): they are read and
+//!   written together with their `\0`, because one wake-up of the peer
+//!   per file is worth more than the copy of a few KiB (a zero-copy way to
+//!   the same single write -- sendfile into the relay pipe, the `\0`
+//!   after it, one splice out -- measured 0.3-0.6 us per file slower).
 //!
 //! A session pipe is enlarged to 1 MiB (`grow_session_pipe`): with page
 //! moves instead of copies, the default 64 KiB pipe made both ends take
