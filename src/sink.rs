@@ -667,8 +667,7 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
                 dir,
                 file,
                 final_name: name,
-                mode_is_final: mode & self.opts.creation_umask == 0,
-                created_mode: mode,
+                mode_applied: mode & self.opts.creation_umask == 0,
             }),
             None => new_atomic(dir, name, path),
         }
@@ -742,9 +741,9 @@ enum Destination<'a> {
         dir: DirFd<'a>,
         file: OwnedFd,
         final_name: Vec<u8>,
-        /// The umask kept every bit of `created_mode`.
-        mode_is_final: bool,
-        created_mode: u32,
+        /// Created with its final mode and the umask kept every bit of it:
+        /// no chmod needed.
+        mode_applied: bool,
     },
     /// Written where it stands: a device or FIFO, or a regular file whose
     /// directory we may not write (OpenSSH succeeds there, S108; this path
@@ -835,12 +834,10 @@ impl Destination<'_> {
                 dir,
                 file,
                 final_name,
-                mode_is_final,
-                created_mode,
+                mode_applied,
             } => {
                 let mut first_error = None;
-                let set_mode = !(mode_is_final && created_mode == finish.mode);
-                apply_mode_and_times(&file, finish, set_mode, path, &mut first_error);
+                apply_mode_and_times(&file, finish, !mode_applied, path, &mut first_error);
                 if finish.fsync
                     && let Err(errno) = nix::unistd::fsync(&file)
                 {

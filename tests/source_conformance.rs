@@ -715,3 +715,50 @@ fn h12_symlink_to_a_sibling_directory_is_not_a_cycle() {
             .exit(0);
     }
 }
+
+/// Files up to 16 KiB go out with their trailing `00` in one write, larger
+/// ones by sendfile: both sides of that line send what OpenSSH sends, one
+/// after the other in one session.
+#[test]
+fn files_at_the_one_write_limit_and_past_it() {
+    let small: Vec<u8> = (0..16 * 1024).map(|i| (i % 251) as u8).collect();
+    let large: Vec<u8> = (0..16 * 1024 + 1).map(|i| (i % 241) as u8).collect();
+    let (small_setup, large_setup) = (small.clone(), large.clone());
+    Case::new(&["-f", "src/a", "src/b"])
+        .stdin(GO)
+        .setup(move |sb| {
+            sb.file("src/a", &small_setup, 0o644)
+                .file("src/b", &large_setup, 0o644);
+        })
+        .differential()
+        .stdout(cat(&[
+            &sent_file(0o644, "a", &small),
+            &sent_file(0o644, "b", &large),
+        ]))
+        .exit(0)
+        .agree();
+}
+
+/// `--copy-data` (read/write only, for the benchmark) sends the same bytes
+/// as the zero-copy path, small and large files alike.
+#[test]
+fn copy_data_sends_the_same_bytes() {
+    let large: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 253) as u8).collect();
+    let expected = cat(&[
+        &sent_file(0o644, "a", b"small"),
+        &sent_file(0o644, "b", &large),
+    ]);
+    for admin in [&[][..], &["--copy-data"][..]] {
+        let large = large.clone();
+        let case = Case::new(&["-f", "src/a", "src/b"])
+            .admin(admin)
+            .stdin(GO)
+            .setup(move |sb| {
+                sb.file("src/a", b"small", 0o644)
+                    .file("src/b", &large, 0o644);
+            });
+        if let Some(run) = case.run_ours() {
+            run.stdout(&expected).exit(0);
+        }
+    }
+}
