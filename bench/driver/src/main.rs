@@ -785,10 +785,10 @@ fn e2e_rows(
     }
     let tree = options.dir.join("src").join("tree");
     if options.wants("5e") {
-        e2e.upload_tree(&tree, sizes.tree.files(), table)?;
+        e2e.tree_e2e(&tree, sizes.tree.files(), true, table)?;
     }
     if options.wants("5f") {
-        e2e.download_tree(&tree, sizes.tree.files(), table)?;
+        e2e.tree_e2e(&tree, sizes.tree.files(), false, table)?;
     }
     let cipher = sshd.cipher();
     drop(sshd);
@@ -914,54 +914,31 @@ impl E2e<'_> {
         Ok(())
     }
 
-    /// (5e) `scp -O -r -p TREE host:DIR/`.
-    fn upload_tree(&self, tree: &Path, files: usize, table: &mut Table) -> io::Result<()> {
-        let upload = |side: Side| {
-            let dest = self.remote.join(side_name(side));
+    /// (5e) `scp -O -r -p TREE host:DIR/` and (5f) `scp -O -r -p host:TREE
+    /// DIR/`.
+    fn tree_e2e(&self, tree: &Path, files: usize, up: bool, table: &mut Table) -> io::Result<()> {
+        let transfer = |side: Side| {
+            let into = if up { &self.remote } else { &self.local };
+            let dest = into.join(side_name(side));
             remove_dir_if_present(&dest)?;
             fs::create_dir(&dest)?;
-            let remote_dest = self.sshd.remote(&dest);
-            let wall = self
-                .sshd
-                .scp(side, &["-r", "-p", &path_str(tree), &remote_dest])?;
+            let (from, to) = if up {
+                (path_str(tree), self.sshd.remote(&dest))
+            } else {
+                (self.sshd.remote(tree), path_str(&dest))
+            };
+            let wall = self.sshd.scp(side, &["-r", "-p", &from, &to])?;
             check_files(&dest, files)?;
             Ok(wall_only(wall))
         };
-        let test = format!("5 e2e upload tree of {files} files, -r -p");
+        let direction = if up { "upload" } else { "download" };
+        let test = format!("5 e2e {direction} tree of {files} files, -r -p");
         let s = alternate(
             &test,
             self.options.runs,
             &mut [
-                ("ours", Box::new(|| upload(Side::Ours))),
-                ("OpenSSH", Box::new(|| upload(Side::OpenSsh))),
-            ],
-        )?;
-        let files_per_second = Metric::PerSecond { items: files };
-        let runs = Runs::from(&s);
-        table.compare(&test, "files/s", files_per_second, &runs, Target::Report);
-        Ok(())
-    }
-
-    /// (5f) `scp -O -r -p host:TREE DIR/`.
-    fn download_tree(&self, tree: &Path, files: usize, table: &mut Table) -> io::Result<()> {
-        let remote_tree = self.sshd.remote(tree);
-        let download = |side: Side| {
-            let dest = self.local.join(side_name(side));
-            remove_dir_if_present(&dest)?;
-            fs::create_dir(&dest)?;
-            let wall = self
-                .sshd
-                .scp(side, &["-r", "-p", &remote_tree, &path_str(&dest)])?;
-            check_files(&dest, files)?;
-            Ok(wall_only(wall))
-        };
-        let test = format!("5 e2e download tree of {files} files, -r -p");
-        let s = alternate(
-            &test,
-            self.options.runs,
-            &mut [
-                ("ours", Box::new(|| download(Side::Ours))),
-                ("OpenSSH", Box::new(|| download(Side::OpenSsh))),
+                ("ours", Box::new(|| transfer(Side::Ours))),
+                ("OpenSSH", Box::new(|| transfer(Side::OpenSsh))),
             ],
         )?;
         let files_per_second = Metric::PerSecond { items: files };

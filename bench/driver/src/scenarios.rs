@@ -158,6 +158,19 @@ pub fn dd_source(path: &Path, size: u64, scratch: &mut [u8]) -> io::Result<Sampl
     dd.finish()
 }
 
+/// A server for a tree session: `-r -p` and `direction` (`-t` or `-f`).
+fn start_tree_session(program: &Program, direction: &str, path: &Path) -> io::Result<Measured> {
+    Measured::start(
+        program,
+        &[
+            "-r".as_ref(),
+            "-p".as_ref(),
+            direction.as_ref(),
+            path.as_os_str(),
+        ],
+    )
+}
+
 /// Sink of the small-file tree with `-r -p`: `T`, `D`, then per file `T`,
 /// `C`, data and status in one write (as fast as a client can feed it).
 /// The caller checks what arrived.
@@ -170,15 +183,7 @@ pub fn sink_tree(
     remove_tree_if_present(&dest.join("tree"))?;
     let mut data_and_status = pattern[..shape.file_size].to_vec();
     data_and_status.push(0);
-    let mut server = Measured::start(
-        program,
-        &[
-            "-r".as_ref(),
-            "-p".as_ref(),
-            "-t".as_ref(),
-            dest.as_os_str(),
-        ],
-    )?;
+    let mut server = start_tree_session(program, "-t", dest)?;
     server.replies.expect_ok("start")?;
     record(&mut server, TIMES_RECORD)?;
     record(&mut server, b"D0755 0 tree\n")?;
@@ -248,15 +253,7 @@ pub fn sink_tree_streamed(
 ) -> io::Result<Sample> {
     remove_tree_if_present(&dest.join("tree"))?;
     let stream = tree_upload_stream(shape, pattern);
-    let mut server = Measured::start(
-        program,
-        &[
-            "-r".as_ref(),
-            "-p".as_ref(),
-            "-t".as_ref(),
-            dest.as_os_str(),
-        ],
-    )?;
+    let mut server = start_tree_session(program, "-t", dest)?;
     let mut stdin = server.stdin.take().expect("stdin is piped");
     let writer = thread::spawn(move || stdin.write_all(&stream).map(|()| stdin));
     for n in 0..tree_acks(shape) {
@@ -285,15 +282,7 @@ pub fn source_tree(
     scratch: &mut [u8],
     pacing: Pacing,
 ) -> io::Result<Sample> {
-    let mut server = Measured::start(
-        program,
-        &[
-            "-r".as_ref(),
-            "-p".as_ref(),
-            "-f".as_ref(),
-            tree.as_os_str(),
-        ],
-    )?;
+    let mut server = start_tree_session(program, "-f", tree)?;
     let lockstep = pacing == Pacing::Lockstep;
     let mut writer = None;
     if lockstep {
