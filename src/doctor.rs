@@ -1773,38 +1773,13 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::net::UnixDatagram;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     const ALICE_UID: u32 = 4242;
     const ALICE_GID: u32 = 4242;
     const DROP_GID: u32 = 4243;
 
     /// A private directory, mode 0755, removed at the end of the test.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> TempDir {
-            static N: AtomicUsize = AtomicUsize::new(0);
-            let path = std::env::temp_dir().join(format!(
-                "scp-server-doctor-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            fs::create_dir(&path).unwrap();
-            set_mode(&path, 0o755);
-            TempDir(path)
-        }
-
-        fn path(&self, rel: &str) -> PathBuf {
-            self.0.join(rel)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_dir::TempDir;
 
     fn set_mode(path: &Path, mode: u32) {
         fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
@@ -1882,7 +1857,7 @@ mod tests {
     }
 
     fn good_setup() -> Setup {
-        let dir = TempDir::new();
+        let dir = TempDir::new("doctor");
         let jail = dir.path("srv/scp-drop/alice");
         mkdirs(&jail.join("usr/local/libexec/scp-drop"));
         for d in ["srv", "srv/scp-drop", "srv/scp-drop/alice"] {
@@ -2273,7 +2248,7 @@ mod tests {
 
     #[test]
     fn journald_socket_must_be_reachable_in_the_jail() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("doctor");
         let host = dir.path("host-socket");
         let _host = UnixDatagram::bind(&host).unwrap();
         let jail = dir.path("alice");
@@ -2407,7 +2382,7 @@ mod tests {
 
     #[test]
     fn sshd_config_files_without_sshd() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("doctor");
         mkdirs(&dir.path("sshd_config.d"));
         fs::write(
             dir.path("sshd_config"),

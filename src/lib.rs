@@ -21,4 +21,6 @@ pub mod protocol;
 pub mod sandbox;
 pub mod sink;
 pub mod source;
+#[cfg(test)]
+mod test_dir;
 pub mod transfer;

@@ -1122,34 +1122,7 @@ mod tests {
     use clap::Parser;
 
     /// A directory of its own under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> TempDir {
-            use std::sync::atomic::{AtomicUsize, Ordering};
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            let path = std::env::temp_dir().join(format!(
-                "scp-server-policy-test-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = std::fs::remove_dir_all(&path);
-            std::fs::create_dir(&path).unwrap();
-            TempDir(path)
-        }
-
-        fn write(&self, name: &str, text: &str) -> PathBuf {
-            let path = self.0.join(name);
-            std::fs::write(&path, text).unwrap();
-            path
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_dir::TempDir;
 
     #[derive(Parser, Debug)]
     struct TestCli {
@@ -1203,7 +1176,7 @@ mod tests {
 
     /// The policy from config text (written to a file) and flags.
     fn policy_from(text: &str, words: &[&str], who: &Identity) -> Policy {
-        let dir = TempDir::new();
+        let dir = TempDir::new("policy-test");
         let path = dir.write("scp-server.conf", text);
         let mut args = flags(words);
         args.config = Some(path);
@@ -1211,7 +1184,7 @@ mod tests {
     }
 
     fn config_error(text: &str) -> String {
-        let dir = TempDir::new();
+        let dir = TempDir::new("policy-test");
         let path = dir.write("bad.conf", text);
         let args = PolicyArgs {
             config: Some(path.clone()),
@@ -1635,7 +1608,7 @@ mod tests {
 
     #[test]
     fn missing_default_file_means_defaults() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("policy-test");
         let absent = dir.0.join("scp-server.conf");
         let p = Policy::load_with_default_path(&PolicyArgs::default(), &nobody(), &absent);
         assert_eq!(p, Policy::default());
@@ -1647,7 +1620,7 @@ mod tests {
 
     #[test]
     fn present_default_file_is_read_and_fails_closed() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("policy-test");
         let path = dir.write("scp-server.conf", "max-files = 2\n");
         let p = Policy::load_with_default_path(&PolicyArgs::default(), &nobody(), &path);
         assert_eq!(p.max_files, Some(2));
@@ -1680,7 +1653,7 @@ mod tests {
 
     #[test]
     fn missing_named_file_fails_closed() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("policy-test");
         let path = dir.0.join("absent.conf");
         let args = PolicyArgs {
             config: Some(path.clone()),
@@ -1807,7 +1780,7 @@ mod tests {
                 "{text:?}: {error}"
             );
         }
-        let dir = TempDir::new();
+        let dir = TempDir::new("policy-test");
         let path = dir.0.join("latin1.conf");
         std::fs::write(&path, b"fsync = true\n# caf\xe9\n").unwrap();
         let args = PolicyArgs {
