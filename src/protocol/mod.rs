@@ -1,22 +1,13 @@
-//! The legacy SCP wire protocol: record lines, status bytes and their
-//! encoding. Pure code over `Read`/`Write`; nothing here touches the
-//! filesystem (DESIGN.md, "Layout").
+//! Wire formats only: SCP records (`scp`) and SFTP packets (`sftp`), and
+//! the escaping of bytes for messages. Pure code over `Read`/`Write` and
+//! byte slices; nothing here touches the filesystem (DESIGN.md, "Layout").
 #![forbid(unsafe_code)]
 
 mod escape;
-mod reader;
-mod record;
-mod writer;
+pub mod scp;
+pub mod sftp;
 
 pub use escape::escape_bytes;
-pub use reader::{Line, RecordReader, Status};
-pub use record::{
-    ProtocolError, Record, Times, encode_dir, encode_file, encode_times, parse_record,
-    write_dir_record, write_file_record, write_times_record,
-};
-pub use writer::ReplyWriter;
-
-/// Longest record line accepted, counting the terminating LF (DESIGN.md:
-/// "record line 4096 bytes"). OpenSSH silently cuts lines at 2047 bytes and
-/// parses the rest as the next record (PROTOCOL.md §h.9); we refuse instead.
-pub const MAX_RECORD_LINE: usize = 4096;
+// The SCP names are used throughout the SCP front end; they stay reachable
+// as `protocol::X` so that `protocol::scp::X` and the short form agree.
+pub use scp::*;

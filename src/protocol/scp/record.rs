@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::escape::escape_bytes;
+use crate::protocol::escape_bytes;
 
 /// One control record as received by a sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
