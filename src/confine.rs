@@ -178,7 +178,7 @@ pub fn create_temp_file(dir: BorrowedFd<'_>) -> Result<(OwnedFd, Vec<u8>), Errno
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!(".scp-server-{pid}-{n}-{nanos:08x}.tmp").into_bytes();
         let flags =
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         match openat(
             dir,
             std::ffi::OsStr::from_bytes(&name),
@@ -203,7 +203,7 @@ pub fn create_unnamed_file(dir: BorrowedFd<'_>, mode: u32) -> Option<OwnedFd> {
     if LINKABLE.load(Ordering::Relaxed) == LINK_REFUSED {
         return None;
     }
-    let flags = OFlag::O_TMPFILE | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+    let flags = OFlag::O_TMPFILE | OFlag::O_RDWR | OFlag::O_CLOEXEC;
     let file = openat(dir, ".", flags, Mode::from_bits_truncate(mode)).ok()?;
     unnamed_files_linkable(&file, dir).then_some(file)
 }

@@ -15,6 +15,7 @@ pub mod command;
 pub mod confine;
 pub mod doctor;
 pub mod error;
+pub mod files;
 pub mod limits;
 pub mod policy;
 pub mod protocol;

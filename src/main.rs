@@ -283,6 +283,7 @@ fn run_sink(admin: &AdminArgs, flags: ScpFlags, restricted: bool) -> i32 {
         max_depth: policy.max_depth,
         no_overwrite: policy.no_overwrite,
         fsync: policy.fsync,
+        no_symlinks: policy.no_symlinks,
         limits: limits_of(&policy),
         denied: deny_check(&policy, &scope),
     };

@@ -16,18 +16,16 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, FcntlArg, OFlag, fcntl, openat, renameat};
-use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, futimens, mkdirat};
-use nix::sys::time::TimeSpec;
-use nix::unistd::{Gid, Uid, fchown, ftruncate};
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::{FileStat, Mode, fchmod, futimens, mkdirat};
 
 use crate::audit::{self, Checksum, FileAudit};
 use crate::confine::{
-    DirFd, ResolveError, Scope, check_single_component, check_storable_name, create_temp_file,
-    create_unnamed_file, follow_final_symlinks, join_display, join_rel, link_unnamed_file,
-    normalize_rel, remove_temp_file, rename_noreplace, reopen_dir_readable, split_parent,
+    DirFd, ResolveError, Scope, check_single_component, check_storable_name, join_display,
+    join_rel, normalize_rel, split_parent,
 };
 use crate::error::{DisplayPath, Error, Refusal};
+use crate::files::upload::{self, Destination, Finish, NewFileMode, Rules, Target, timespec};
 use crate::limits::{Limits, Quota};
 use crate::protocol::{
     Line, Record, RecordReader, ReplyWriter, Status, Times, escape_bytes, parse_record,
@@ -59,6 +57,8 @@ pub struct SinkOptions {
     pub no_overwrite: bool,
     /// fsync each file, then its directory, before and after the rename.
     pub fsync: bool,
+    /// A symlink at an upload's own name is refused, not replaced.
+    pub no_symlinks: bool,
     pub limits: Limits,
     /// The policy's deny patterns: the pattern a path beneath the root
     /// matches, if any.
@@ -547,113 +547,25 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
         })
     }
 
-    /// Opens what a `C` record writes to. An existing regular file must be
-    /// openable for writing, exactly as OpenSSH requires, before it may be
-    /// replaced: a rename must not widen what the user could do (§h.4).
-    /// Confined sessions never write through a symlink (it is replaced) and
-    /// never write to anything but a regular file.
+    /// Opens what a `C` record writes to (files::upload decides how).
     fn open_destination<'a>(
         &self,
         entry: &Entry<'a>,
         record_mode: u32,
     ) -> Result<Destination<'a>, Error> {
-        let flags = OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-        let open = |dir: BorrowedFd<'_>, name: &[u8]| {
-            openat(dir, std::ffi::OsStr::from_bytes(name), flags, Mode::empty())
+        let target = Target {
+            dir: DirFd::Borrowed(entry.dir),
+            name: entry.name,
+            path: &entry.path,
         };
-        // Unconfined, the open itself tells whether the name is a symlink
-        // (ELOOP under O_NOFOLLOW); only then is the chain followed, to
-        // where OpenSSH would write. Confined, the entry is looked at
-        // before anything is opened (opening a device can have effects).
-        let (dir, name, opened) = match &self.scope {
-            Scope::Unconfined => match open(entry.dir, entry.name) {
-                Err(Errno::ELOOP) => {
-                    let (dir, name) = follow_final_symlinks(entry.dir, entry.name)
-                        .map_err(|e| Error::os(&entry.path, e))?;
-                    let opened = open(dir.as_fd(), &name);
-                    (dir, name, Some(opened))
-                }
-                opened => (
-                    DirFd::Borrowed(entry.dir),
-                    entry.name.to_vec(),
-                    Some(opened),
-                ),
-            },
-            Scope::Confined(_) => (DirFd::Borrowed(entry.dir), entry.name.to_vec(), None),
-        };
-        let os_name = std::ffi::OsStr::from_bytes(&name);
-        let refuse = |why| Error::Refused {
-            path: DisplayPath(entry.path.clone()),
-            why,
-        };
-        if self.scope.is_confined() {
-            match fstatat(dir.as_fd(), os_name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-                Ok(_) if self.opts.no_overwrite => return Err(refuse(Refusal::WouldOverwrite)),
-                Ok(st) if is_type(&st, SFlag::S_IFLNK) => {
-                    return new_atomic(dir, name, &entry.path);
-                }
-                Ok(st) if !is_type(&st, SFlag::S_IFREG) && !is_type(&st, SFlag::S_IFDIR) => {
-                    return Err(refuse(Refusal::NotRegularTarget));
-                }
-                _ => {}
-            }
-        }
-        let opened = opened.unwrap_or_else(|| open(dir.as_fd(), &name));
-        let fd = match opened {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => return self.new_file(dir, name, &entry.path, record_mode),
-            // A running executable cannot be opened for writing, but it can
-            // be replaced, which is what an upload over it means.
-            Err(Errno::ETXTBSY) => return replace_busy_file(dir, name, &entry.path),
-            Err(Errno::ENXIO) => return Err(explain_enxio(dir.as_fd(), os_name, &entry.path)),
-            Err(errno) => return Err(Error::os(&entry.path, errno)),
-        };
-        let st = fstat(&fd).map_err(|e| Error::os(&entry.path, e))?;
-        if self.opts.no_overwrite {
-            return Err(refuse(Refusal::WouldOverwrite));
-        }
-        if !is_type(&st, SFlag::S_IFREG) {
-            if self.scope.is_confined() {
-                return Err(refuse(Refusal::NotRegularTarget));
-            }
-            // Devices and FIFOs are written in place; the FIFO was opened
-            // non-blocking so that a missing reader cannot hang us.
-            fcntl(&fd, FcntlArg::F_SETFL(OFlag::O_WRONLY))
-                .map_err(|e| Error::os(&entry.path, e))?;
-            return Ok(Destination::InPlace {
-                file: fd,
-                regular: false,
-                existing: st,
-            });
-        }
-        match create_temp_file(dir.as_fd()) {
-            Ok((file, temp_name)) => Ok(Destination::Atomic {
-                dir,
-                temp_name,
-                file,
-                final_name: name,
-                existing: Some(st),
-            }),
-            // A confined upload never writes through a file that has other
-            // hard links: they may lead outside the root.
-            Err(Errno::EACCES | Errno::EPERM | Errno::EROFS)
-                if self.scope.is_confined() && st.st_nlink > 1 =>
-            {
-                Err(refuse(Refusal::LinkedInPlace))
-            }
-            // The directory is not writable but the file is: write in place.
-            Err(Errno::EACCES | Errno::EPERM | Errno::EROFS) => Ok(Destination::InPlace {
-                file: fd,
-                regular: true,
-                existing: st,
-            }),
-            Err(errno) => Err(Error::os(&entry.path, errno)),
-        }
+        upload::open_destination(
+            target,
+            &self.upload_rules(),
+            self.new_file_mode(record_mode),
+        )
     }
 
-    /// Where a new file's bytes go: an unnamed file linked at the end where
-    /// the kernel and filesystem allow it (created with its final mode, so
-    /// mostly without a chmod), else a named temporary file renamed.
+    /// A destination for a name known to be free.
     fn new_file<'a>(
         &self,
         dir: DirFd<'a>,
@@ -661,15 +573,22 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
         path: &[u8],
         record_mode: u32,
     ) -> Result<Destination<'a>, Error> {
-        let mode = self.final_file_mode(record_mode, None);
-        match create_unnamed_file(dir.as_fd(), mode) {
-            Some(file) => Ok(Destination::Unnamed {
-                dir,
-                file,
-                final_name: name,
-                mode_applied: mode & self.opts.creation_umask == 0,
-            }),
-            None => new_atomic(dir, name, path),
+        upload::new_file(dir, name, path, self.new_file_mode(record_mode))
+    }
+
+    fn upload_rules(&self) -> Rules {
+        Rules {
+            confined: self.scope.is_confined(),
+            no_overwrite: self.opts.no_overwrite,
+            no_symlinks: self.opts.no_symlinks,
+            read_back: false,
+        }
+    }
+
+    fn new_file_mode(&self, record_mode: u32) -> NewFileMode {
+        NewFileMode {
+            mode: self.final_file_mode(record_mode, None),
+            creation_umask: self.opts.creation_umask,
         }
     }
 
@@ -713,293 +632,6 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
     fn report(&mut self, e: Error) -> Result<(), Stop> {
         self.errors += 1;
         self.out.warn(&e).map_err(|_| Stop::Silent)
-    }
-}
-
-fn is_type(st: &FileStat, kind: SFlag) -> bool {
-    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == kind
-}
-
-fn timespec(sec: i64, usec: u32) -> TimeSpec {
-    TimeSpec::new(sec, i64::from(usec) * 1000)
-}
-
-/// Where an upload's bytes go.
-enum Destination<'a> {
-    /// A temporary file renamed over the target at the end.
-    Atomic {
-        dir: DirFd<'a>,
-        temp_name: Vec<u8>,
-        file: OwnedFd,
-        final_name: Vec<u8>,
-        existing: Option<FileStat>,
-    },
-    /// A new file without a name (`O_TMPFILE`) until it is complete, then
-    /// linked under its name, never over anything. A failed upload leaves
-    /// nothing behind, even when the process is killed.
-    Unnamed {
-        dir: DirFd<'a>,
-        file: OwnedFd,
-        final_name: Vec<u8>,
-        /// Created with its final mode and the umask kept every bit of it:
-        /// no chmod needed.
-        mode_applied: bool,
-    },
-    /// Written where it stands: a device or FIFO, or a regular file whose
-    /// directory we may not write (OpenSSH succeeds there, S108; this path
-    /// is not atomic, and documented so).
-    InPlace {
-        file: OwnedFd,
-        regular: bool,
-        existing: FileStat,
-    },
-}
-
-/// What to apply to a finished file.
-struct Finish {
-    mode: u32,
-    set_mode: bool,
-    times: Option<Times>,
-    size: u64,
-    no_overwrite: bool,
-    fsync: bool,
-}
-
-impl Destination<'_> {
-    fn data_fd(&self) -> BorrowedFd<'_> {
-        match self {
-            Destination::Atomic { file, .. }
-            | Destination::Unnamed { file, .. }
-            | Destination::InPlace { file, .. } => file.as_fd(),
-        }
-    }
-
-    fn existing(&self) -> Option<&FileStat> {
-        match self {
-            Destination::Atomic { existing, .. } => existing.as_ref(),
-            Destination::Unnamed { .. } => None,
-            Destination::InPlace { existing, .. } => Some(existing),
-        }
-    }
-
-    fn is_new(&self) -> bool {
-        self.existing().is_none()
-    }
-
-    /// Drops a failed upload: the temporary file goes (an unnamed one with
-    /// its descriptor), the target stays.
-    fn discard(self) {
-        if let Destination::Atomic { dir, temp_name, .. } = self {
-            remove_temp_file(dir.as_fd(), &temp_name);
-        }
-    }
-
-    /// Applies mode and times by descriptor and publishes the file. As in
-    /// OpenSSH, only the first metadata error is reported (one reply per
-    /// file, CVE-2020-12062); a metadata error does not undo the upload.
-    fn finish(self, finish: &Finish, path: &[u8]) -> Result<(), Error> {
-        match self {
-            Destination::Atomic {
-                dir,
-                temp_name,
-                file,
-                final_name,
-                existing,
-            } => {
-                let mut first_error = None;
-                if let Some(old) = &existing {
-                    keep_owner(&file, old);
-                }
-                apply_mode_and_times(&file, finish, true, path, &mut first_error);
-                if finish.fsync
-                    && let Err(errno) = nix::unistd::fsync(&file)
-                {
-                    remove_temp_file(dir.as_fd(), &temp_name);
-                    return Err(Error::os_step(path, "fsync", errno));
-                }
-                drop(file);
-                if let Err(e) = publish(
-                    dir.as_fd(),
-                    &temp_name,
-                    &final_name,
-                    finish.no_overwrite,
-                    path,
-                ) {
-                    remove_temp_file(dir.as_fd(), &temp_name);
-                    return Err(e);
-                }
-                published(dir.as_fd(), finish, path, first_error)
-            }
-            Destination::Unnamed {
-                dir,
-                file,
-                final_name,
-                mode_applied,
-            } => {
-                let mut first_error = None;
-                apply_mode_and_times(&file, finish, !mode_applied, path, &mut first_error);
-                if finish.fsync
-                    && let Err(errno) = nix::unistd::fsync(&file)
-                {
-                    return Err(Error::os_step(path, "fsync", errno));
-                }
-                link_unnamed_file(&file, dir.as_fd(), &final_name).map_err(|errno| {
-                    match errno {
-                        Errno::EEXIST if finish.no_overwrite => Error::Refused {
-                            path: DisplayPath(path.to_vec()),
-                            why: Refusal::WouldOverwrite,
-                        },
-                        // Another process created the name during the
-                        // upload: theirs stays.
-                        errno => Error::os(path, errno),
-                    }
-                })?;
-                published(dir.as_fd(), finish, path, first_error)
-            }
-            Destination::InPlace { file, regular, .. } => {
-                let mut first_error = None;
-                if regular {
-                    let size = i64::try_from(finish.size).unwrap_or(i64::MAX);
-                    note(&mut first_error, path, "truncate", ftruncate(&file, size));
-                }
-                apply_mode_and_times(&file, finish, finish.set_mode, path, &mut first_error);
-                first_error.map_or(Ok(()), Err)
-            }
-        }
-    }
-}
-
-/// Renames the finished temporary file over its target: with
-/// `no_overwrite` the kernel refuses if anything exists there by then
-/// (`RENAME_NOREPLACE`), not an earlier check.
-fn publish(
-    dir: BorrowedFd<'_>,
-    temp: &[u8],
-    target: &[u8],
-    no_overwrite: bool,
-    path: &[u8],
-) -> Result<(), Error> {
-    if no_overwrite {
-        return rename_noreplace(dir, temp, target).map_err(|errno| match errno {
-            Errno::EEXIST => Error::Refused {
-                path: DisplayPath(path.to_vec()),
-                why: Refusal::WouldOverwrite,
-            },
-            errno => Error::os(path, errno),
-        });
-    }
-    let from = std::ffi::OsStr::from_bytes(temp);
-    let to = std::ffi::OsStr::from_bytes(target);
-    renameat(dir, from, dir, to).map_err(|e| Error::os(path, e))
-}
-
-/// The end of a file that has its name: with `fsync`, the directory entry
-/// is made durable too; then the first metadata error, if any, is the
-/// file's one reply.
-fn published(
-    dir: BorrowedFd<'_>,
-    finish: &Finish,
-    path: &[u8],
-    mut first_error: Option<Error>,
-) -> Result<(), Error> {
-    if finish.fsync {
-        note(&mut first_error, path, "fsync directory", fsync_dir(dir));
-    }
-    first_error.map_or(Ok(()), Err)
-}
-
-/// fsync of a directory needs a descriptor opened for reading (ours may be
-/// `O_PATH`).
-fn fsync_dir(dir: BorrowedFd<'_>) -> nix::Result<()> {
-    nix::unistd::fsync(reopen_dir_readable(dir)?)
-}
-
-/// Mode and times by descriptor; the first failure is noted for the one
-/// reply the file gets.
-fn apply_mode_and_times(
-    file: &OwnedFd,
-    finish: &Finish,
-    set_mode: bool,
-    path: &[u8],
-    first_error: &mut Option<Error>,
-) {
-    if set_mode {
-        let mode = Mode::from_bits_truncate(finish.mode);
-        note(first_error, path, "set mode", fchmod(file, mode));
-    }
-    if let Some(t) = finish.times {
-        note(first_error, path, "set times", set_times(file, t));
-    }
-}
-
-fn note(first: &mut Option<Error>, path: &[u8], step: &'static str, result: nix::Result<()>) {
-    if let Err(errno) = result
-        && first.is_none()
-    {
-        *first = Some(Error::os_step(path, step, errno));
-    }
-}
-
-fn set_times(fd: &OwnedFd, t: Times) -> nix::Result<()> {
-    futimens(
-        fd,
-        &timespec(t.atime_sec, t.atime_usec),
-        &timespec(t.mtime_sec, t.mtime_usec),
-    )
-}
-
-/// The replacement keeps the old file's owner and group where the process
-/// may set them (root; or a group the user belongs to). Failure is normal
-/// for an ordinary user and leaves the uploader as owner.
-fn keep_owner(file: &OwnedFd, old: &FileStat) {
-    let _ = fchown(
-        file,
-        Some(Uid::from_raw(old.st_uid)),
-        Some(Gid::from_raw(old.st_gid)),
-    );
-}
-
-/// A new temporary file for an entry that does not exist yet (or is a
-/// symlink the upload replaces).
-fn new_atomic<'a>(dir: DirFd<'a>, name: Vec<u8>, path: &[u8]) -> Result<Destination<'a>, Error> {
-    let (file, temp_name) = create_temp_file(dir.as_fd()).map_err(|e| Error::os(path, e))?;
-    Ok(Destination::Atomic {
-        dir,
-        temp_name,
-        file,
-        final_name: name,
-        existing: None,
-    })
-}
-
-fn replace_busy_file<'a>(
-    dir: DirFd<'a>,
-    name: Vec<u8>,
-    path: &[u8],
-) -> Result<Destination<'a>, Error> {
-    let st = fstatat(
-        dir.as_fd(),
-        std::ffi::OsStr::from_bytes(&name),
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-    )
-    .map_err(|e| Error::os(path, e))?;
-    let (file, temp_name) = create_temp_file(dir.as_fd()).map_err(|e| Error::os(path, e))?;
-    Ok(Destination::Atomic {
-        dir,
-        temp_name,
-        file,
-        final_name: name,
-        existing: Some(st),
-    })
-}
-
-/// ENXIO from a non-blocking open: a FIFO nobody reads, or a socket.
-fn explain_enxio(dir: BorrowedFd<'_>, name: &std::ffi::OsStr, path: &[u8]) -> Error {
-    match fstatat(dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Ok(st) if is_type(&st, SFlag::S_IFIFO) => Error::FifoWithoutReader {
-            path: DisplayPath(path.to_vec()),
-        },
-        _ => Error::os(path, Errno::ENXIO),
     }
 }
 
