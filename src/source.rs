@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::dir::Type;
@@ -17,10 +17,11 @@ use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat};
 
 use crate::audit::{self, Checksum, FileAudit};
-use crate::confine::{
-    ResolveError, Root, Scope, join_display, join_rel, reopen_dir_readable, split_parent,
-};
+use crate::confine::{Scope, join_display, join_rel, reopen_dir_readable, split_parent};
 use crate::error::{DisplayPath, Error};
+use crate::files::download::{
+    Opened, file_type, is_dir, is_regular, open_beneath_checked, open_checked,
+};
 use crate::limits::{Limits, Quota};
 use crate::protocol::{
     RecordReader, ReplyWriter, Status, write_dir_record, write_file_record, write_times_record,
@@ -83,12 +84,6 @@ struct Source<R, W> {
     errors: u32,
     /// The record being sent, reused from record to record.
     line: Vec<u8>,
-}
-
-/// An open file or directory with the status it was opened with.
-struct Opened {
-    fd: OwnedFd,
-    st: FileStat,
 }
 
 impl<R: Read + SessionStream, W: Write + SessionStream> Source<R, W> {
@@ -474,76 +469,6 @@ fn name_in_parent(dir: &Opened) -> Option<Vec<u8>> {
         .is_ok_and(|st| (st.st_dev, st.st_ino) == id)
     });
     found.map(<[u8]>::to_vec)
-}
-
-fn file_type(st: &FileStat) -> SFlag {
-    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
-}
-
-fn is_dir(st: &FileStat) -> bool {
-    file_type(st) == SFlag::S_IFDIR
-}
-
-fn is_regular(st: &FileStat) -> bool {
-    file_type(st) == SFlag::S_IFREG
-}
-
-/// Opens an entry already known (by `fstatat`) to be a regular file or a
-/// directory, and checks that the descriptor is that same object: an entry
-/// swapped between the two calls is skipped, never sent. `O_NONBLOCK` keeps
-/// a FIFO swapped in from hanging the open; `nofollow` keeps a symlink
-/// swapped in from being followed (confined sessions).
-fn open_checked(
-    dir: BorrowedFd<'_>,
-    name: &[u8],
-    expected: &FileStat,
-    path: &[u8],
-    nofollow: bool,
-) -> Result<Opened, Error> {
-    let kind = if is_dir(expected) {
-        OFlag::O_DIRECTORY
-    } else {
-        OFlag::O_NONBLOCK
-    };
-    let mut flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | kind;
-    if nofollow {
-        flags |= OFlag::O_NOFOLLOW;
-    }
-    let fd = openat(dir, std::ffi::OsStr::from_bytes(name), flags, Mode::empty())
-        .map_err(|e| Error::os(path, e))?;
-    verify_same(fd, expected, path)
-}
-
-/// Confined counterpart of `open_checked`: opens `rel` beneath the root,
-/// following symlinks only while inside, and checks the object is the one
-/// looked at.
-fn open_beneath_checked(
-    root: &Root,
-    rel: &[u8],
-    expected: &FileStat,
-    path: &[u8],
-) -> Result<Opened, Error> {
-    let kind = if is_dir(expected) {
-        OFlag::O_DIRECTORY
-    } else {
-        OFlag::O_NONBLOCK
-    };
-    let fd = root
-        .open_beneath(rel, OFlag::O_RDONLY | kind, true)
-        .map_err(|e: ResolveError| e.into_error(path))?;
-    verify_same(fd, expected, path)
-}
-
-fn verify_same(fd: OwnedFd, expected: &FileStat, path: &[u8]) -> Result<Opened, Error> {
-    let st = fstat(&fd).map_err(|e| Error::os(path, e))?;
-    if (st.st_dev, st.st_ino) != (expected.st_dev, expected.st_ino)
-        || file_type(&st) != file_type(expected)
-    {
-        return Err(Error::ChangedWhileOpening {
-            path: DisplayPath(path.to_vec()),
-        });
-    }
-    Ok(Opened { fd, st })
 }
 
 /// A directory entry with the type the listing gave for it, if any.
