@@ -73,6 +73,8 @@ pub enum Direction {
     Upload,
     /// `scp -f`: files leave.
     Download,
+    /// An SFTP session, which may do both: each file event says which.
+    Both,
 }
 
 impl Direction {
@@ -80,8 +82,31 @@ impl Direction {
         match self {
             Direction::Upload => "upload",
             Direction::Download => "download",
+            Direction::Both => "upload and download",
         }
     }
+}
+
+/// Which protocol a session speaks: every event names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Scp,
+    Sftp,
+}
+
+impl Protocol {
+    fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Scp => "scp",
+            Protocol::Sftp => "sftp",
+        }
+    }
+}
+
+/// Marks the session as SFTP (after `setup`): its events say so, and its
+/// file events carry each file's own direction.
+pub fn set_protocol(protocol: Protocol) {
+    with_session(|s| s.protocol = protocol);
 }
 
 /// The session this process serves; `None` until [`setup`] found a sink
@@ -355,6 +380,7 @@ struct Session {
     user: Option<String>,
     client: Option<Client>,
     direction: Direction,
+    protocol: Protocol,
     checksum: ChecksumKind,
     /// The confinement root, absolute, once the session is confined.
     root: Option<Vec<u8>>,
@@ -381,6 +407,7 @@ impl Session {
             user: user.map(|name| escape_bytes(name.as_bytes())),
             client: Client::from_environment(),
             direction,
+            protocol: Protocol::Scp,
             checksum,
             root: None,
             started: Instant::now(),
@@ -661,6 +688,7 @@ impl<'p> FileAudit<'p> {
         sha256: Option<String>,
     ) -> FileRecord<'a> {
         FileRecord {
+            direction: None,
             path: Some(self.path),
             size: Some(self.size),
             bytes: Some(bytes),
@@ -682,6 +710,7 @@ pub fn problem(error: &Error) {
     with_session(|s| {
         s.errors += 1;
         let record = FileRecord {
+            direction: None,
             path: path_in(error),
             size: None,
             bytes: None,
@@ -697,6 +726,8 @@ pub fn problem(error: &Error) {
 
 /// Everything a file event carries besides the session's fields.
 struct FileRecord<'a> {
+    /// The file's own direction where the session's does not say (SFTP).
+    direction: Option<Direction>,
     path: Option<&'a [u8]>,
     size: Option<u64>,
     bytes: Option<u64>,
@@ -754,8 +785,9 @@ impl Checksum {
 /// after the kind and before the event's own. tracing fixes an event's
 /// level where it is written, hence the two arms.
 macro_rules! audit_event {
-    ($warn:expr, $event:literal, $s:expr, $($fields:tt)+) => {{
+    ($warn:expr, $event:literal, $s:expr, direction = $direction:expr, $($fields:tt)+) => {{
         let s: &Session = $s;
+        let direction: &str = $direction;
         let client_ip = s.client.as_ref().map(|c| c.ip.as_str());
         let client_port = s.client.as_ref().map(|c| c.port);
         let root = s.root.as_deref().map(escape_bytes);
@@ -767,7 +799,8 @@ macro_rules! audit_event {
                 user = s.user.as_deref(),
                 client_ip,
                 client_port,
-                direction = s.direction.as_str(),
+                direction,
+                protocol = s.protocol.as_str(),
                 root = root.as_deref(),
                 $($fields)+
             );
@@ -779,12 +812,16 @@ macro_rules! audit_event {
                 user = s.user.as_deref(),
                 client_ip,
                 client_port,
-                direction = s.direction.as_str(),
+                direction,
+                protocol = s.protocol.as_str(),
                 root = root.as_deref(),
                 $($fields)+
             );
         }
     }};
+    ($warn:expr, $event:literal, $s:expr, $($fields:tt)+) => {
+        audit_event!($warn, $event, $s, direction = $s.direction.as_str(), $($fields)+)
+    };
 }
 
 fn send_start(s: &mut Session) {
@@ -814,7 +851,8 @@ fn send_file(s: &Session, record: &FileRecord<'_>) {
         }
         None => (None, None),
     };
-    let what = format!("{} {}", s.direction.as_str(), record.outcome.as_str());
+    let direction = record.direction.unwrap_or(s.direction).as_str();
+    let what = format!("{direction} {}", record.outcome.as_str());
     let message = match (record.error, &path) {
         (Some(error), _) => format!("{what}: {error}"),
         (None, Some(path)) => format!("{what}: {path} ({} bytes)", record.bytes.unwrap_or(0)),
@@ -825,6 +863,7 @@ fn send_file(s: &Session, record: &FileRecord<'_>) {
         record.outcome != Outcome::Ok,
         "file",
         s,
+        direction = direction,
         path = path.as_deref(),
         resolved = resolved.as_deref(),
         size = record.size,
@@ -884,6 +923,114 @@ fn describe_client(s: &Session) -> String {
         Some(client) => format!("{}:{}", client.ip, client.port),
         None => "a local process".to_owned(),
     }
+}
+
+// ---------------------------------------------------------------------------
+// SFTP
+// ---------------------------------------------------------------------------
+
+/// An SFTP file closed after reading: one download event.
+pub fn sftp_download(path: &[u8], size: u64, bytes: u64, duration: Duration) {
+    with_session(|s| {
+        s.files += 1;
+        s.bytes = s.bytes.saturating_add(bytes);
+        let record = FileRecord {
+            direction: Some(Direction::Download),
+            path: Some(path),
+            size: Some(size),
+            bytes: Some(bytes),
+            mode: None,
+            outcome: Outcome::Ok,
+            error: None,
+            duration: Some(duration),
+            sha256: None,
+        };
+        send_file(s, &record);
+    });
+}
+
+/// An SFTP upload closed: published (`error` None) or discarded.
+pub fn sftp_upload(
+    path: &[u8],
+    size: u64,
+    written: u64,
+    duration: Duration,
+    error: Option<&Error>,
+) {
+    let sentence = error.map(Error::to_string);
+    with_session(|s| {
+        let outcome = error.map_or(Outcome::Ok, Outcome::of);
+        if outcome == Outcome::Ok {
+            s.files += 1;
+            s.bytes = s.bytes.saturating_add(written);
+        } else {
+            s.errors += 1;
+        }
+        let record = FileRecord {
+            direction: Some(Direction::Upload),
+            path: Some(path),
+            size: Some(size),
+            bytes: Some(written),
+            mode: None,
+            outcome,
+            error: sentence.as_deref(),
+            duration: Some(duration),
+            sha256: None,
+        };
+        send_file(s, &record);
+    });
+}
+
+/// The SFTP session ended with this upload still open: it was discarded.
+pub fn sftp_upload_interrupted(path: &[u8], size: u64, written: u64, duration: Duration) {
+    with_session(|s| {
+        s.errors += 1;
+        let record = FileRecord {
+            direction: Some(Direction::Upload),
+            path: Some(path),
+            size: Some(size),
+            bytes: Some(written),
+            mode: None,
+            outcome: Outcome::Failed,
+            error: Some(CONNECTION_LOST),
+            duration: Some(duration),
+            sha256: None,
+        };
+        send_file(s, &record);
+    });
+}
+
+/// One SFTP request that changes the tree (REMOVE, RENAME, MKDIR, RMDIR,
+/// SETSTAT, a link): `target` is the second path (rename's new name, a
+/// link's target), `error` the failure in words.
+pub fn sftp_operation(operation: &str, path: &[u8], target: Option<&[u8]>, error: Option<String>) {
+    with_session(|s| {
+        let outcome = if error.is_some() {
+            s.errors += 1;
+            Outcome::Failed
+        } else {
+            Outcome::Ok
+        };
+        let (path, resolved) = s.paths(path);
+        let target = target.map(|t| s.paths(t).0);
+        let message = match (&error, &target) {
+            (Some(e), _) => format!("{operation} {}: {e}", outcome.as_str()),
+            (None, Some(t)) => format!("{operation}: {path} -> {t}"),
+            (None, None) => format!("{operation}: {path}"),
+        };
+        audit_event!(
+            outcome != Outcome::Ok,
+            "operation",
+            s,
+            operation,
+            path = path.as_str(),
+            resolved = resolved.as_str(),
+            target = target.as_deref(),
+            result = outcome.as_str(),
+            error = error.as_deref(),
+            "{message}"
+        );
+    });
 }
 
 #[cfg(test)]

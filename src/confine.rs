@@ -271,6 +271,184 @@ pub fn remove_temp_file(dir: BorrowedFd<'_>, name: &[u8]) {
     );
 }
 
+/// Sets a file's permission bits through any descriptor of it, `O_PATH`
+/// included (`fchmodat2` with `AT_EMPTY_PATH`, Linux ≥ 6.6), so that a
+/// path-based SETSTAT acts on the object resolution found, never on a
+/// name looked up again. `ENOSYS` on older kernels: the caller reopens.
+pub fn chmod_object(fd: BorrowedFd<'_>, mode: u32) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fchmodat2 reads one NUL-terminated string (the empty path, a
+    // static literal) and takes a descriptor borrowed for the call; nix and
+    // libc offer no wrapper for it.
+    let res = unsafe {
+        libc::syscall(
+            libc::SYS_fchmodat2,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            mode as libc::c_uint,
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    Errno::result(res).map(drop)
+}
+
+/// Sets access and modification times through any descriptor of a file,
+/// `O_PATH` included (`utimensat` with `AT_EMPTY_PATH`), for the same
+/// reason as `chmod_object`.
+pub fn set_times_object(fd: BorrowedFd<'_>, atime: i64, mtime: i64) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    let times = [
+        libc::timespec {
+            tv_sec: atime as libc::time_t,
+            tv_nsec: 0,
+        },
+        libc::timespec {
+            tv_sec: mtime as libc::time_t,
+            tv_nsec: 0,
+        },
+    ];
+    // SAFETY: utimensat reads the empty path (a static literal) and two
+    // timespecs that live on this stack frame for the whole call; nix's
+    // wrapper cannot pass AT_EMPTY_PATH.
+    let res = unsafe {
+        libc::utimensat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            times.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    Errno::result(res).map(drop)
+}
+
+/// Sets owner and group through any descriptor of a file (`O_PATH`
+/// included).
+pub fn chown_object(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> Result<(), Errno> {
+    nix::unistd::fchownat(
+        fd,
+        "",
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+        nix::fcntl::AtFlags::AT_EMPTY_PATH,
+    )
+}
+
+/// The canonical form of a path — no `.`, `..` or symlink left — as the
+/// names of the directories walked, for SFTP's REALPATH. Confined, the
+/// walk starts at the root and the result is root-relative (`/` is the
+/// root): `..` above the root or a symlink out of it is refused, never
+/// clamped. Unconfined, it starts at `/` (relative paths at the working
+/// directory) and absolute symlinks restart it there. A missing final
+/// component is kept as given (as OpenSSH's realpath does), unless the path
+/// ends with `/`.
+pub fn canonical_path(scope: &Scope, path: &[u8]) -> Result<Vec<u8>, ResolveError> {
+    let mut walk = match scope {
+        Scope::Confined(root) => CanonicalWalk {
+            base: nix::unistd::dup(root.fd())?,
+            stack: Vec::new(),
+            confined: true,
+            no_symlinks: root.no_symlinks,
+        },
+        Scope::Unconfined => {
+            let mut walk = CanonicalWalk {
+                base: open_dir_path(b"/")?,
+                stack: Vec::new(),
+                confined: false,
+                no_symlinks: false,
+            };
+            if !path.starts_with(b"/") {
+                let cwd = std::env::current_dir()
+                    .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)))?;
+                walk.walk(cwd.as_os_str().as_bytes(), false)?;
+            }
+            walk
+        }
+    };
+    let trailing_slash = path.len() > 1 && path.ends_with(b"/");
+    walk.walk(path, trailing_slash)?;
+    Ok(walk.joined())
+}
+
+struct CanonicalWalk {
+    base: OwnedFd,
+    /// The directories walked so far below the base, with their names.
+    stack: Vec<(OwnedFd, Vec<u8>)>,
+    confined: bool,
+    no_symlinks: bool,
+}
+
+impl CanonicalWalk {
+    fn walk(&mut self, path: &[u8], must_exist: bool) -> Result<(), ResolveError> {
+        let mut pending: std::collections::VecDeque<Vec<u8>> = components(path).collect();
+        let mut hops = 0;
+        while let Some(component) = pending.pop_front() {
+            if component == b".." {
+                if self.stack.pop().is_none() && self.confined {
+                    return Err(ResolveError::Escapes { symlink: None });
+                }
+                continue;
+            }
+            let current = self
+                .stack
+                .last()
+                .map_or(self.base.as_fd(), |(fd, _)| fd.as_fd());
+            let name = std::ffi::OsStr::from_bytes(&component);
+            let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            let entry = match openat(current, name, flags, Mode::empty()) {
+                Err(Errno::ENOENT) if pending.is_empty() && !must_exist => {
+                    // A missing last name: kept as given.
+                    let placeholder = nix::unistd::dup(current)?;
+                    self.stack.push((placeholder, component));
+                    return Ok(());
+                }
+                other => other?,
+            };
+            let st = nix::sys::stat::fstat(&entry)?;
+            let kind = st.st_mode & nix::sys::stat::SFlag::S_IFMT.bits();
+            if kind == nix::sys::stat::SFlag::S_IFLNK.bits() {
+                if self.no_symlinks {
+                    return Err(ResolveError::SymlinkRefused { symlink: component });
+                }
+                hops += 1;
+                if hops > MAX_SYMLINK_HOPS {
+                    return Err(Errno::ELOOP.into());
+                }
+                let target = nix::fcntl::readlinkat(&entry, "")?;
+                let target = target.as_bytes();
+                if target.starts_with(b"/") {
+                    if self.confined {
+                        return Err(ResolveError::Escapes {
+                            symlink: Some(component),
+                        });
+                    }
+                    self.stack.clear();
+                }
+                for part in components(target).collect::<Vec<_>>().into_iter().rev() {
+                    pending.push_front(part);
+                }
+                continue;
+            }
+            if kind != nix::sys::stat::SFlag::S_IFDIR.bits() && !pending.is_empty() {
+                return Err(Errno::ENOTDIR.into());
+            }
+            self.stack.push((entry, component));
+        }
+        Ok(())
+    }
+
+    fn joined(&self) -> Vec<u8> {
+        if self.stack.is_empty() {
+            return b"/".to_vec();
+        }
+        let mut path = Vec::new();
+        for (_, name) in &self.stack {
+            path.push(b'/');
+            path.extend_from_slice(name);
+        }
+        path
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -809,18 +987,29 @@ fn components(path: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
 /// Publishes `from` as `to` in `dir` only if `to` does not exist, decided by
 /// the kernel at the moment of the rename (`--no-overwrite`).
 pub fn rename_noreplace(dir: BorrowedFd<'_>, from: &[u8], to: &[u8]) -> Result<(), Errno> {
+    rename_noreplace_between(dir, from, dir, to)
+}
+
+/// `rename_noreplace` between two directories (SFTP's RENAME, which never
+/// replaces an existing name).
+pub fn rename_noreplace_between(
+    from_dir: BorrowedFd<'_>,
+    from: &[u8],
+    to_dir: BorrowedFd<'_>,
+    to: &[u8],
+) -> Result<(), Errno> {
     use std::os::fd::AsRawFd;
     let from = std::ffi::CString::new(from).map_err(|_| Errno::EINVAL)?;
     let to = std::ffi::CString::new(to).map_err(|_| Errno::EINVAL)?;
     // SAFETY: renameat2 reads two NUL-terminated strings that outlive the
-    // call and takes a directory descriptor borrowed for its duration; nix
-    // offers renameat2 only on glibc, so the raw syscall serves musl too.
+    // call and takes two directory descriptors borrowed for its duration;
+    // nix offers renameat2 only on glibc, so the raw syscall serves musl too.
     let res = unsafe {
         libc::syscall(
             libc::SYS_renameat2,
-            dir.as_raw_fd(),
+            from_dir.as_raw_fd(),
             from.as_ptr(),
-            dir.as_raw_fd(),
+            to_dir.as_raw_fd(),
             to.as_ptr(),
             libc::RENAME_NOREPLACE,
         )

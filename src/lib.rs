@@ -20,6 +20,7 @@ pub mod limits;
 pub mod policy;
 pub mod protocol;
 pub mod sandbox;
+pub mod sftp;
 pub mod sink;
 pub mod source;
 #[cfg(test)]

@@ -384,6 +384,7 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
             size,
             no_overwrite: self.opts.no_overwrite,
             fsync: self.opts.fsync,
+            owner: None,
         };
         match dest.finish(&finish, &entry.path) {
             Ok(()) => {

@@ -2,4 +2,5 @@
 //! "Layout"): each rule of "Filesystem rules" is implemented here once.
 
 pub mod download;
+pub mod pending;
 pub mod upload;

@@ -235,6 +235,9 @@ pub struct Finish {
     pub size: u64,
     pub no_overwrite: bool,
     pub fsync: bool,
+    /// The owner the client asked for (SFTP); otherwise a replacement
+    /// keeps the old file's where the process may set it.
+    pub owner: Option<(u32, u32)>,
 }
 
 impl Destination<'_> {
@@ -279,8 +282,14 @@ impl Destination<'_> {
                 existing,
             } => {
                 let mut first_error = None;
-                if let Some(old) = &existing {
-                    keep_owner(&file, old);
+                match (finish.owner, &existing) {
+                    (Some((uid, gid)), _) => {
+                        let owner =
+                            fchown(&file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+                        note(&mut first_error, path, "set owner", owner);
+                    }
+                    (None, Some(old)) => keep_owner(&file, old),
+                    (None, None) => {}
                 }
                 apply_mode_and_times(&file, finish, true, path, &mut first_error);
                 if finish.fsync
@@ -413,6 +422,11 @@ fn note(first: &mut Option<Error>, path: &[u8], step: &'static str, result: nix:
 }
 
 fn set_times(fd: &OwnedFd, t: Times) -> nix::Result<()> {
+    set_times_fd(fd.as_fd(), t)
+}
+
+/// Access and modification times by descriptor.
+pub fn set_times_fd(fd: BorrowedFd<'_>, t: Times) -> nix::Result<()> {
     futimens(
         fd,
         &timespec(t.atime_sec, t.atime_usec),

@@ -190,21 +190,28 @@ impl Replies {
         self.finish(at);
     }
 
-    /// A DATA reply whose `len` bytes of data the caller appends through
-    /// the returned buffer (read straight into it, without a copy); the
-    /// closure returns how many it really wrote.
-    pub fn data_with(
+    /// A DATA reply whose data the caller reads straight into the reply
+    /// buffer (no copy): `fill` gets room for `len` bytes and returns how
+    /// many it wrote. Nothing is left in the buffer when `fill` fails, or
+    /// when it wrote nothing into room for more (the caller then answers
+    /// with a STATUS instead, e.g. EOF).
+    pub fn data_with<E>(
         &mut self,
         id: u32,
         len: usize,
-        fill: impl FnOnce(&mut [u8]) -> Result<usize, nix::errno::Errno>,
-    ) -> Result<usize, nix::errno::Errno> {
+        fill: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Result<usize, E> {
         let at = self.begin(packet::DATA);
         self.encoder().u32(id).u32(0);
         let data_at = self.buf.len();
         self.buf.resize(data_at + len, 0);
         match fill(&mut self.buf[data_at..]) {
+            Ok(0) if len > 0 => {
+                self.buf.truncate(at);
+                Ok(0)
+            }
             Ok(n) => {
+                let n = n.min(len);
                 self.buf.truncate(data_at + n);
                 self.buf[data_at - 4..data_at].copy_from_slice(&(n as u32).to_be_bytes());
                 self.finish(at);

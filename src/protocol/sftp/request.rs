@@ -128,7 +128,8 @@ pub enum Request<'a> {
 }
 
 impl Request<'_> {
-    /// The name sftp-server's request allow/deny lists (`-p`, `-P`) use.
+    /// The name sftp-server's request allow/deny lists (`-p`, `-P`) use
+    /// (extensions without their `@openssh.com`).
     pub fn list_name(&self) -> &'static str {
         match self {
             Request::Init { .. } => "init",
@@ -150,17 +151,17 @@ impl Request<'_> {
             Request::Rename { .. } => "rename",
             Request::Readlink { .. } => "readlink",
             Request::Symlink { .. } => "symlink",
-            Request::PosixRename { .. } => ext::POSIX_RENAME,
-            Request::Statvfs { .. } => ext::STATVFS,
-            Request::Fstatvfs { .. } => ext::FSTATVFS,
-            Request::Hardlink { .. } => ext::HARDLINK,
-            Request::Fsync { .. } => ext::FSYNC,
-            Request::Lsetstat { .. } => ext::LSETSTAT,
-            Request::Limits => ext::LIMITS,
-            Request::ExpandPath { .. } => ext::EXPAND_PATH,
-            Request::CopyData { .. } => ext::COPY_DATA,
-            Request::HomeDirectory { .. } => ext::HOME_DIRECTORY,
-            Request::UsersGroupsById { .. } => ext::USERS_GROUPS_BY_ID,
+            Request::PosixRename { .. } => "posix-rename",
+            Request::Statvfs { .. } => "statvfs",
+            Request::Fstatvfs { .. } => "fstatvfs",
+            Request::Hardlink { .. } => "hardlink",
+            Request::Fsync { .. } => "fsync",
+            Request::Lsetstat { .. } => "lsetstat",
+            Request::Limits => "limits",
+            Request::ExpandPath { .. } => "expand-path",
+            Request::CopyData { .. } => "copy-data",
+            Request::HomeDirectory { .. } => "home-directory",
+            Request::UsersGroupsById { .. } => "users-groups-by-id",
             Request::UnknownExtension { .. } | Request::UnknownType { .. } => "unknown",
         }
     }
@@ -193,17 +194,17 @@ pub const LIST_NAMES: &[&str] = &[
     "rename",
     "readlink",
     "symlink",
-    ext::POSIX_RENAME,
-    ext::STATVFS,
-    ext::FSTATVFS,
-    ext::HARDLINK,
-    ext::FSYNC,
-    ext::LSETSTAT,
-    ext::LIMITS,
-    ext::EXPAND_PATH,
-    ext::COPY_DATA,
-    ext::HOME_DIRECTORY,
-    ext::USERS_GROUPS_BY_ID,
+    "posix-rename",
+    "statvfs",
+    "fstatvfs",
+    "hardlink",
+    "fsync",
+    "lsetstat",
+    "limits",
+    "expand-path",
+    "copy-data",
+    "home-directory",
+    "users-groups-by-id",
 ];
 
 /// Decodes one packet (its bytes after the length field). Bytes after the
