@@ -363,19 +363,23 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
                 return Err(Stop::Fatal(e));
             }
         };
-        if let Err(stop) = self.expect_sender_ok(&entry.path) {
-            dest.discard();
-            return match stop {
-                Some(e) => self.skip_file(&upload, size, e),
-                None => {
-                    upload.interrupted(Some(size));
-                    Err(Stop::Silent)
-                }
-            };
-        }
+        let sender_end = match self.expect_sender_ok(&entry.path) {
+            Ok(end) => end,
+            Err(stop) => {
+                dest.discard();
+                return match stop {
+                    Some(e) => self.skip_file(&upload, size, e),
+                    None => {
+                        upload.interrupted(Some(size));
+                        Err(Stop::Silent)
+                    }
+                };
+            }
+        };
         if let Some(errno) = received.write_error {
             dest.discard();
-            return self.skip_file(&upload, size, Error::os(&entry.path, errno));
+            let skipped = self.skip_file(&upload, size, Error::os(&entry.path, errno));
+            return sender_end.then_continue(skipped);
         }
         let finish = Finish {
             mode: self.final_file_mode(mode, dest.existing()),
@@ -389,9 +393,16 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
             Ok(()) => {
                 self.quota.record(size);
                 upload.ok(size, checksum.map(Checksum::finish));
-                self.reply_ok()
+                match sender_end {
+                    SenderEnd::Confirmed => self.reply_ok(),
+                    // Nobody is left to read a reply (OpenSSH sends none).
+                    SenderEnd::ClosedAfterData => Err(Stop::Silent),
+                }
             }
-            Err(e) => self.skip_file(&upload, size, e),
+            Err(e) => {
+                let skipped = self.skip_file(&upload, size, e);
+                sender_end.then_continue(skipped)
+            }
         }
     }
 
@@ -413,10 +424,15 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
 
     /// Reads the sender's status after the data. `Err(Some(e))`: the sender
     /// disowned the file (reply with `e` and go on); `Err(None)`: it gave up
-    /// or vanished (stop). Only a `\0` publishes the file (§h.2).
-    fn expect_sender_ok(&mut self, path: &[u8]) -> Result<(), Option<Error>> {
+    /// (stop). A `\0` publishes the file (§h.2), and so does the end of the
+    /// stream right here, after every announced byte: libssh2 (curl's
+    /// `scp://`, PHP's ssh2, ...) never sends that `\0` and closes the channel
+    /// instead, and OpenSSH's sink keeps such a file. Nothing was disowned and
+    /// nothing is missing, so discarding it would lose every libssh2 upload.
+    fn expect_sender_ok(&mut self, path: &[u8]) -> Result<SenderEnd, Option<Error>> {
         match self.reader.read_status() {
-            Ok(Status::Ok) => Ok(()),
+            Ok(Status::Ok) => Ok(SenderEnd::Confirmed),
+            Ok(Status::Eof) => Ok(SenderEnd::ClosedAfterData),
             Ok(Status::Warning(message)) => Err(Some(Error::SenderDisowned {
                 path: DisplayPath(path.to_vec()),
                 message,
@@ -713,6 +729,32 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
     fn report(&mut self, e: Error) -> Result<(), Stop> {
         self.errors += 1;
         self.out.warn(&e).map_err(|_| Stop::Silent)
+    }
+}
+
+/// How the sender ended a file whose data all arrived.
+#[derive(Clone, Copy)]
+enum SenderEnd {
+    /// The `\0` status: reply and read the next record.
+    Confirmed,
+    /// The stream ended instead of the status (libssh2). The file is kept,
+    /// but nobody is left to reply to and no record can follow: the session
+    /// ends with exit 1, as OpenSSH's sink ends it (its `response()` sees
+    /// the lost connection and exits 1 after the file is written). The
+    /// status byte of the protocol never came, so the session did not end
+    /// as the protocol says, and the exit status tells sshd's log and any
+    /// wrapper the same as OpenSSH's would.
+    ClosedAfterData,
+}
+
+impl SenderEnd {
+    /// What comes after a file's error line: the next record, or, when the
+    /// sender is gone, the end of the session.
+    fn then_continue(self, after_file: Result<(), Stop>) -> Result<(), Stop> {
+        match self {
+            SenderEnd::Confirmed => after_file,
+            SenderEnd::ClosedAfterData => Err(Stop::Silent),
+        }
     }
 }
 
