@@ -56,6 +56,8 @@ pub enum Refusal {
     WouldOverwrite,
     NotRegularTarget,
     LinkedInPlace,
+    /// `--no-symlinks` and the upload's own name is a symlink.
+    SymlinkTarget,
 }
 
 impl fmt::Display for Refusal {
@@ -89,6 +91,9 @@ impl fmt::Display for Refusal {
             Refusal::NotRegularTarget => {
                 f.write_str("the existing entry is not a regular file and is never written to")
             }
+            Refusal::SymlinkTarget => f.write_str(
+                "the name is a symlink and symlinks are not allowed for this account; it was left as it is",
+            ),
         }
     }
 }

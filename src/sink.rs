@@ -605,6 +605,10 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
         if self.scope.is_confined() {
             match fstatat(dir.as_fd(), os_name, AtFlags::AT_SYMLINK_NOFOLLOW) {
                 Ok(_) if self.opts.no_overwrite => return Err(refuse(Refusal::WouldOverwrite)),
+                // --no-symlinks: not even replacing one is allowed (issue 12).
+                Ok(st) if is_type(&st, SFlag::S_IFLNK) && self.scope.refuses_symlinks() => {
+                    return Err(refuse(Refusal::SymlinkTarget));
+                }
                 Ok(st) if is_type(&st, SFlag::S_IFLNK) => {
                     return new_atomic(dir, name, &entry.path);
                 }
@@ -694,6 +698,9 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
     /// exact mode is set after its `E`), as OpenSSH does. Returns the
     /// descriptor and whether it was created.
     fn open_or_create_dir(&self, entry: &Entry<'_>, mode: u32) -> Result<(OwnedFd, bool), Error> {
+        if self.scope.refuses_symlinks() {
+            refuse_symlink_name(entry)?;
+        }
         match self.scope.open_subdir(entry.dir, entry.name, &entry.rel) {
             Ok(fd) => return Ok((fd, false)),
             Err(ResolveError::Os(Errno::ENOENT)) => {}
@@ -755,6 +762,21 @@ impl SenderEnd {
             SenderEnd::Confirmed => after_file,
             SenderEnd::ClosedAfterData => Err(Stop::Silent),
         }
+    }
+}
+
+/// `--no-symlinks` for a `D` record: its own name being a symlink (to a
+/// directory, a file, or nothing) is refused by name, with the message of
+/// every other symlink on the way, before anything follows it or trips
+/// over it (`Not a directory`, `File exists`).
+fn refuse_symlink_name(entry: &Entry<'_>) -> Result<(), Error> {
+    let name = std::ffi::OsStr::from_bytes(entry.name);
+    match fstatat(entry.dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) if is_type(&st, SFlag::S_IFLNK) => Err(Error::SymlinkRefused {
+            path: DisplayPath(entry.path.clone()),
+            link: DisplayPath(entry.name.to_vec()),
+        }),
+        _ => Ok(()),
     }
 }
 
