@@ -17,8 +17,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{AdminArgs, FlagError, ResolverChoice, ScpFlags};
 use audit::{CommandOrigin, CommandRefusal};
+use cli::{AdminArgs, FlagError, ResolverChoice, ScpFlags};
 use command::Request;
 use policy::Policy;
 use protocol::{MAX_RECORD_LINE, RecordReader};

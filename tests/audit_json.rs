@@ -355,7 +355,10 @@ fn directory_refusals_and_senders_that_close_after_the_data() {
         &stream,
     );
     assert_eq!(outcome.code(), Some(1), "{outcome:?}");
-    assert_eq!(fs::read(scratch.join("root/in/last.txt")).unwrap(), b"hello");
+    assert_eq!(
+        fs::read(scratch.join("root/in/last.txt")).unwrap(),
+        b"hello"
+    );
 
     let events = read_log(&log);
     let files = of_kind(&events, "file");

@@ -84,7 +84,11 @@ const MODES: [Mode; 2] = [Mode::LoginShell, Mode::ForceCommand];
 /// The client's command (`None`: interactive login), the refusal kind the
 /// event names, and a piece of the sentence the client sees.
 const REFUSALS: &[(Option<&str>, &str, &str)] = &[
-    (None, "interactive-login", "interactive logins are not allowed"),
+    (
+        None,
+        "interactive-login",
+        "interactive logins are not allowed",
+    ),
     (
         Some("/usr/lib/openssh/sftp-server"),
         "sftp",
@@ -149,7 +153,10 @@ fn assert_one_refusal_event(
     assert_eq!(text(event, "refusal"), kind, "{command:?}");
     assert_eq!(text(event, "result"), "refused");
     assert_eq!(text(event, "client_ip"), "203.0.113.5");
-    assert_eq!(event.get("client_port").and_then(Value::as_u64), Some(52144));
+    assert_eq!(
+        event.get("client_port").and_then(Value::as_u64),
+        Some(52144)
+    );
     assert_eq!(
         event.get("uid").and_then(Value::as_u64),
         Some(u64::from(nix::unistd::getuid().as_raw()))
@@ -171,10 +178,7 @@ fn every_refusal_is_one_audit_event_in_both_modes() {
             let log_arg = format!("json:{}", log.display());
             let outcome = run(mode.command(&["--log", &log_arg], command), b"");
             assert_eq!(outcome.code(), Some(1), "{outcome:?}");
-            assert!(
-                client_sentence(&outcome).contains(sentence),
-                "{outcome:?}"
-            );
+            assert!(client_sentence(&outcome).contains(sentence), "{outcome:?}");
             assert_one_refusal_event(&log, mode, command, kind, &outcome);
         }
     }

@@ -1318,7 +1318,9 @@ fn g81_one_byte_short_then_eof_still_discards() {
     if let Some(ours) = case.run_ours() {
         ours.stdout(cat(&[
             b"\0\0",
-            &warning("dst/f: upload incomplete: connection closed after 4 of 5 bytes; file discarded"),
+            &warning(
+                "dst/f: upload incomplete: connection closed after 4 of 5 bytes; file discarded",
+            ),
         ]))
         .exit(1)
         .file("dst/f", b"OLD CONTENT", 0o644)
