@@ -136,7 +136,7 @@ impl Sandbox {
     }
 
     /// Where sources are made: the sending side.
-    fn from_side(&self, direction: Direction) -> &Path {
+    fn sending_side(&self, direction: Direction) -> &Path {
         match direction {
             Direction::Upload => &self.local,
             Direction::Download => &self.remote,
@@ -144,7 +144,7 @@ impl Sandbox {
     }
 
     /// Where files arrive.
-    fn to_side(&self, direction: Direction) -> &Path {
+    fn receiving_side(&self, direction: Direction) -> &Path {
         match direction {
             Direction::Upload => &self.remote,
             Direction::Download => &self.local,
@@ -308,8 +308,8 @@ fn run_cell(server: &Server, client: Client, case: Case, direction: Direction) -
     }
     let name = format!("{client:?}-{case:?}-{direction:?}");
     let sandbox = Sandbox::new(server, &name);
-    let from = sandbox.from_side(direction).to_path_buf();
-    let to = sandbox.to_side(direction).to_path_buf();
+    let from = sandbox.sending_side(direction).to_path_buf();
+    let to = sandbox.receiving_side(direction).to_path_buf();
     let limits = client.limits();
     let mut user = server.sshd.login().name.clone();
     let mut recursive = false;
