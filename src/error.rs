@@ -49,24 +49,13 @@ impl fmt::Display for DisplayPath {
 /// Why the account's policy refuses one file or directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    FileTooLarge {
-        size: u64,
-        max: u64,
-    },
-    TotalTooLarge {
-        size: u64,
-        max: u64,
-    },
-    TooManyFiles {
-        max: u64,
-    },
-    Denied {
-        pattern: String,
-    },
+    FileTooLarge { size: u64, max: u64 },
+    TotalTooLarge { size: u64, max: u64 },
+    TooManyFiles { max: u64 },
+    Denied { pattern: String },
     WouldOverwrite,
     NotRegularTarget,
     LinkedInPlace,
-    /// `--no-symlinks` and the upload's own name is a symlink.
     SymlinkTarget,
 }
 
