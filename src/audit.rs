@@ -131,6 +131,108 @@ pub fn setup(policy: &Policy, user: Option<String>, direction: Direction) {
     let _ = SESSION.set(Mutex::new(session));
 }
 
+/// Where a restricted mode's command came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandOrigin {
+    /// The binary is the login shell: sshd ran `scp-server -c COMMAND`
+    /// (or `-scp-server` with no command for an interactive login).
+    LoginShell,
+    /// `ForceCommand`: the client's command in `SSH_ORIGINAL_COMMAND`
+    /// (none for an interactive login).
+    ForceCommand,
+}
+
+impl CommandOrigin {
+    fn as_str(self) -> &'static str {
+        match self {
+            CommandOrigin::LoginShell => "login-shell",
+            CommandOrigin::ForceCommand => "force-command",
+        }
+    }
+}
+
+/// What a restricted mode refused, before any transfer began.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandRefusal {
+    /// No command: a shell was asked for.
+    InteractiveLogin,
+    /// An SFTP subsystem (`sftp-server`, `internal-sftp`).
+    Sftp,
+    /// A program other than scp.
+    OtherProgram,
+    /// An empty command string.
+    EmptyCommand,
+    /// An scp option the restricted modes do not allow (`-S`, `-o`, …).
+    RefusedOption,
+    /// A command string that cannot be parsed or is no valid scp server
+    /// invocation (shell syntax, bad quoting, neither or both of -t/-f, …).
+    MalformedCommand,
+}
+
+impl CommandRefusal {
+    fn as_str(self) -> &'static str {
+        match self {
+            CommandRefusal::InteractiveLogin => "interactive-login",
+            CommandRefusal::Sftp => "sftp",
+            CommandRefusal::OtherProgram => "other-program",
+            CommandRefusal::EmptyCommand => "empty-command",
+            CommandRefusal::RefusedOption => "refused-option",
+            CommandRefusal::MalformedCommand => "malformed-command",
+        }
+    }
+}
+
+/// One event for a restricted session turned away before a transfer could
+/// begin (issue 12): who, from where, the command (escaped; absent for an
+/// interactive login), where it came from, what kind of refusal and the
+/// sentence the client was sent. No session events follow: the session
+/// never started. `policy` is only asked for its log sink (loaded the usual
+/// way, so a broken configuration file still leaves the flags' or the
+/// default sink).
+pub fn command_refused(
+    policy: &Policy,
+    user: Option<String>,
+    origin: CommandOrigin,
+    command: Option<&[u8]>,
+    kind: CommandRefusal,
+    sentence: &str,
+) {
+    if SESSION.get().is_some() {
+        return;
+    }
+    let Some(sink) = LogSink::open(policy.log.as_ref()) else {
+        return;
+    };
+    if sink.install().is_err() {
+        return;
+    }
+    let client = Client::from_environment();
+    let user = user.map(|name| escape_bytes(name.as_bytes()));
+    let command = command.map(escape_bytes);
+    let message = format!(
+        "command refused ({}, {}) for {} from {}: {sentence}",
+        origin.as_str(),
+        kind.as_str(),
+        user.as_deref().unwrap_or("an unnamed user"),
+        client
+            .as_ref()
+            .map_or_else(|| "a local process".to_owned(), Client::describe),
+    );
+    tracing::warn!(
+        event = "command_refused",
+        uid = nix::unistd::getuid().as_raw(),
+        user = user.as_deref(),
+        client_ip = client.as_ref().map(|c| c.ip.as_str()),
+        client_port = client.as_ref().map(|c| c.port),
+        origin = origin.as_str(),
+        command = command.as_deref(),
+        refusal = kind.as_str(),
+        result = Outcome::Refused.as_str(),
+        error = sentence,
+        "{message}"
+    );
+}
+
 /// The journald socket for [`crate::sandbox::ExtraRule::UnixSocket`], when
 /// events go there.
 pub fn journald_socket() -> Option<BorrowedFd<'static>> {
@@ -919,8 +1021,7 @@ fn describe_user(s: &Session) -> String {
 
 fn describe_client(s: &Session) -> String {
     match &s.client {
-        Some(client) if client.ip.contains(':') => format!("[{}]:{}", client.ip, client.port),
-        Some(client) => format!("{}:{}", client.ip, client.port),
+        Some(client) => client.describe(),
         None => "a local process".to_owned(),
     }
 }
@@ -1031,6 +1132,17 @@ pub fn sftp_operation(operation: &str, path: &[u8], target: Option<&[u8]>, error
             "{message}"
         );
     });
+}
+
+impl Client {
+    /// `203.0.113.5:52144`, `[2001:db8::1]:52144`.
+    fn describe(&self) -> String {
+        if self.ip.contains(':') {
+            format!("[{}]:{}", self.ip, self.port)
+        } else {
+            format!("{}:{}", self.ip, self.port)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1032,6 +1032,11 @@ impl Scope {
         matches!(self, Scope::Confined(_))
     }
 
+    /// `--no-symlinks`: no symlink is followed, nor replaced by an upload.
+    pub fn refuses_symlinks(&self) -> bool {
+        matches!(self, Scope::Confined(root) if root.no_symlinks)
+    }
+
     /// Opens `path` as a directory (the session's target, or its parent),
     /// following symlinks: freely without a root, only while inside with one.
     pub fn open_dir(&self, path: &[u8]) -> Result<OwnedFd, ResolveError> {

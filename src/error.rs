@@ -56,6 +56,7 @@ pub enum Refusal {
     WouldOverwrite,
     NotRegularTarget,
     LinkedInPlace,
+    SymlinkTarget,
 }
 
 impl fmt::Display for Refusal {
@@ -89,6 +90,9 @@ impl fmt::Display for Refusal {
             Refusal::NotRegularTarget => {
                 f.write_str("the existing entry is not a regular file and is never written to")
             }
+            Refusal::SymlinkTarget => f.write_str(
+                "the name is a symlink and symlinks are not allowed for this account; it was left as it is",
+            ),
         }
     }
 }

@@ -17,6 +17,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use audit::{CommandOrigin, CommandRefusal};
 use cli::{AdminArgs, FlagError, ResolverChoice, ScpFlags};
 use command::Request;
 use policy::Policy;
@@ -54,11 +55,11 @@ fn dispatch(admin: &AdminArgs, argv0: &OsStr, scp_words: &[OsString]) -> i32 {
     if let [dash_c, command] = scp_words
         && dash_c == "-c"
     {
-        return run_command(admin, command.as_bytes());
+        return run_command(admin, CommandOrigin::LoginShell, command.as_bytes());
     }
     // sshd starts a login shell for an interactive session as `-NAME`.
     if scp_words.is_empty() && argv0.as_bytes().starts_with(b"-") {
-        return refuse_on_stderr(INTERACTIVE_REFUSAL);
+        return refuse_interactive_login(admin, CommandOrigin::LoginShell);
     }
     let flags = match cli::parse_scp_flags(scp_words) {
         Ok(flags) => flags,
@@ -69,12 +70,14 @@ fn dispatch(admin: &AdminArgs, argv0: &OsStr, scp_words: &[OsString]) -> i32 {
         && !flags.source
         && let Some(command) = &original_command
     {
-        return run_command(admin, command.as_bytes());
+        return run_command(admin, CommandOrigin::ForceCommand, command.as_bytes());
     }
     let restricted = policy::any_restriction_flag(&admin.policy) || original_command.is_some();
     match (flags.sink, flags.source) {
         (true, true) => refuse_in_protocol("-t and -f cannot be used together"),
-        (false, false) if restricted => refuse_on_stderr(INTERACTIVE_REFUSAL),
+        (false, false) if restricted => {
+            refuse_interactive_login(admin, CommandOrigin::ForceCommand)
+        }
         (false, false) => run_openssh_client(admin, scp_words),
         (true, false) => run_sink(admin, flags, restricted),
         (false, true) => {
@@ -96,27 +99,38 @@ const INTERACTIVE_REFUSAL: &str =
 /// parsed without a shell, and only scp with server-side flags accepted.
 /// Refusals of an scp command go to the client in the protocol; refusals
 /// of anything else are one line on stderr.
-fn run_command(admin: &AdminArgs, command: &[u8]) -> i32 {
-    let refuse: fn(&str) -> i32 = if command::looks_like_scp(command) {
-        refuse_in_protocol
-    } else {
-        refuse_on_stderr
+fn run_command(admin: &AdminArgs, origin: CommandOrigin, command: &[u8]) -> i32 {
+    let refusal = CommandRefuser {
+        admin,
+        origin,
+        command: Some(command),
+    };
+    let refuse = |kind, why: &str| {
+        if command::looks_like_scp(command) {
+            refusal.in_protocol(kind, why)
+        } else {
+            refusal.on_stderr(kind, why)
+        }
     };
     let words = match command::parse_request(command) {
         Ok(Request::Scp(words)) => words,
         Ok(Request::Empty) => {
-            return refuse_on_stderr(
+            return refusal.on_stderr(
+                CommandRefusal::EmptyCommand,
                 "empty command; this account is for file transfer with scp only",
             );
         }
-        Ok(Request::Sftp) => return refuse_on_stderr(SFTP_REFUSAL),
+        Ok(Request::Sftp) => return refusal.on_stderr(CommandRefusal::Sftp, SFTP_REFUSAL),
         Ok(Request::Other(program)) => {
-            return refuse_on_stderr(&format!(
-                "this account is for file transfer with scp only; refusing to run '{}'",
-                protocol::escape_bytes(&program)
-            ));
+            return refusal.on_stderr(
+                CommandRefusal::OtherProgram,
+                &format!(
+                    "this account is for file transfer with scp only; refusing to run '{}'",
+                    protocol::escape_bytes(&program)
+                ),
+            );
         }
-        Err(e) => return refuse(&e.to_string()),
+        Err(e) => return refuse(CommandRefusal::MalformedCommand, &e.to_string()),
     };
     let texts: Vec<OsString> = words
         .iter()
@@ -125,25 +139,71 @@ fn run_command(admin: &AdminArgs, command: &[u8]) -> i32 {
     let mut flags = match cli::parse_scp_flags(&texts) {
         Ok(flags) => flags,
         Err(FlagError::UnknownOption(c) | FlagError::MissingValue(c)) => {
-            return refuse(&option_refusal(c));
+            return refuse(CommandRefusal::RefusedOption, &option_refusal(c));
         }
         Err(FlagError::Usage(why) | FlagError::Fatal(why)) => {
-            return refuse(&format!("refusing command: {why}"));
+            return refuse(
+                CommandRefusal::MalformedCommand,
+                &format!("refusing command: {why}"),
+            );
         }
     };
     if let Some(c) = command::disallowed_letter(&flags.letters) {
-        return refuse(&option_refusal(c));
+        return refuse(CommandRefusal::RefusedOption, &option_refusal(c));
     }
     let operand_words = words[words.len() - flags.operands.len()..].to_vec();
     flags.operands = operand_words.iter().map(command::Word::path).collect();
+    let malformed = |why: &str| refuse(CommandRefusal::MalformedCommand, why);
     match (flags.sink, flags.source) {
-        (true, true) => refuse("-t and -f cannot be used together"),
-        (false, false) => refuse("refusing command: scp needs -t or -f here"),
+        (true, true) => malformed("-t and -f cannot be used together"),
+        (false, false) => malformed("refusing command: scp needs -t or -f here"),
+        // Refused here rather than by the sink, so that it is audited
+        // like every other malformed command.
+        (true, false) if flags.operands.len() != 1 => malformed("ambiguous target"),
         (true, false) => run_sink(admin, flags, true),
         (false, true) => run_source(admin, flags, true, |scope| {
             expand_operands(scope, &operand_words)
         }),
     }
+}
+
+/// Turns a restricted mode's command away before any transfer: one line to
+/// the client (on stderr, or in the protocol for an scp command) and one
+/// audit event (issue 12).
+struct CommandRefuser<'a> {
+    admin: &'a AdminArgs,
+    origin: CommandOrigin,
+    /// `None` for an interactive login.
+    command: Option<&'a [u8]>,
+}
+
+impl CommandRefuser<'_> {
+    fn on_stderr(&self, kind: CommandRefusal, why: &str) -> i32 {
+        self.audit(kind, why);
+        refuse_on_stderr(why)
+    }
+
+    fn in_protocol(&self, kind: CommandRefusal, why: &str) -> i32 {
+        self.audit(kind, why);
+        refuse_in_protocol(why)
+    }
+
+    /// The policy is loaded only for its log sink: nothing else of it
+    /// applies to a session that never starts.
+    fn audit(&self, kind: CommandRefusal, why: &str) {
+        let identity = policy::Identity::current();
+        let policy = Policy::load(&self.admin.policy, &identity);
+        audit::command_refused(&policy, identity.user, self.origin, self.command, kind, why);
+    }
+}
+
+fn refuse_interactive_login(admin: &AdminArgs, origin: CommandOrigin) -> i32 {
+    let refusal = CommandRefuser {
+        admin,
+        origin,
+        command: None,
+    };
+    refusal.on_stderr(CommandRefusal::InteractiveLogin, INTERACTIVE_REFUSAL)
 }
 
 const SFTP_REFUSAL: &str = "SFTP is not available for this account: use scp -O (the legacy SCP protocol), or ask the administrator to serve SFTP with sshd's internal-sftp";
@@ -283,7 +343,6 @@ fn run_sink(admin: &AdminArgs, flags: ScpFlags, restricted: bool) -> i32 {
         max_depth: policy.max_depth,
         no_overwrite: policy.no_overwrite,
         fsync: policy.fsync,
-        no_symlinks: policy.no_symlinks,
         limits: limits_of(&policy),
         denied: deny_check(&policy, &scope),
     };

@@ -16,8 +16,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, openat};
-use nix::sys::stat::{FileStat, Mode, fchmod, futimens, mkdirat};
+use nix::fcntl::{AtFlags, OFlag, openat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstatat, futimens, mkdirat};
 
 use crate::audit::{self, Checksum, FileAudit};
 use crate::confine::{
@@ -25,7 +25,7 @@ use crate::confine::{
     join_rel, normalize_rel, split_parent,
 };
 use crate::error::{DisplayPath, Error, Refusal};
-use crate::files::upload::{self, Destination, Finish, NewFileMode, Rules, Target, timespec};
+use crate::files::upload::{self, Destination, Finish, NewFileMode, Rules, Target, is_type, timespec};
 use crate::limits::{Limits, Quota};
 use crate::protocol::{
     Line, Record, RecordReader, ReplyWriter, Status, Times, escape_bytes, parse_record,
@@ -57,8 +57,6 @@ pub struct SinkOptions {
     pub no_overwrite: bool,
     /// fsync each file, then its directory, before and after the rename.
     pub fsync: bool,
-    /// A symlink at an upload's own name is refused, not replaced.
-    pub no_symlinks: bool,
     pub limits: Limits,
     /// The policy's deny patterns: the pattern a path beneath the root
     /// matches, if any.
@@ -363,19 +361,23 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
                 return Err(Stop::Fatal(e));
             }
         };
-        if let Err(stop) = self.expect_sender_ok(&entry.path) {
-            dest.discard();
-            return match stop {
-                Some(e) => self.skip_file(&upload, size, e),
-                None => {
-                    upload.interrupted(Some(size));
-                    Err(Stop::Silent)
-                }
-            };
-        }
+        let sender_end = match self.expect_sender_ok(&entry.path) {
+            Ok(end) => end,
+            Err(stop) => {
+                dest.discard();
+                return match stop {
+                    Some(e) => self.skip_file(&upload, size, e),
+                    None => {
+                        upload.interrupted(Some(size));
+                        Err(Stop::Silent)
+                    }
+                };
+            }
+        };
         if let Some(errno) = received.write_error {
             dest.discard();
-            return self.skip_file(&upload, size, Error::os(&entry.path, errno));
+            let skipped = self.skip_file(&upload, size, Error::os(&entry.path, errno));
+            return sender_end.then_continue(skipped);
         }
         let finish = Finish {
             mode: self.final_file_mode(mode, dest.existing()),
@@ -390,9 +392,16 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
             Ok(()) => {
                 self.quota.record(size);
                 upload.ok(size, checksum.map(Checksum::finish));
-                self.reply_ok()
+                match sender_end {
+                    SenderEnd::Confirmed => self.reply_ok(),
+                    // Nobody is left to read a reply (OpenSSH sends none).
+                    SenderEnd::ClosedAfterData => Err(Stop::Silent),
+                }
             }
-            Err(e) => self.skip_file(&upload, size, e),
+            Err(e) => {
+                let skipped = self.skip_file(&upload, size, e);
+                sender_end.then_continue(skipped)
+            }
         }
     }
 
@@ -414,10 +423,15 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
 
     /// Reads the sender's status after the data. `Err(Some(e))`: the sender
     /// disowned the file (reply with `e` and go on); `Err(None)`: it gave up
-    /// or vanished (stop). Only a `\0` publishes the file (§h.2).
-    fn expect_sender_ok(&mut self, path: &[u8]) -> Result<(), Option<Error>> {
+    /// (stop). A `\0` publishes the file (§h.2), and so does the end of the
+    /// stream right here, after every announced byte: libssh2 (curl's
+    /// `scp://`, PHP's ssh2, ...) never sends that `\0` and closes the channel
+    /// instead, and OpenSSH's sink keeps such a file. Nothing was disowned and
+    /// nothing is missing, so discarding it would lose every libssh2 upload.
+    fn expect_sender_ok(&mut self, path: &[u8]) -> Result<SenderEnd, Option<Error>> {
         match self.reader.read_status() {
-            Ok(Status::Ok) => Ok(()),
+            Ok(Status::Ok) => Ok(SenderEnd::Confirmed),
+            Ok(Status::Eof) => Ok(SenderEnd::ClosedAfterData),
             Ok(Status::Warning(message)) => Err(Some(Error::SenderDisowned {
                 path: DisplayPath(path.to_vec()),
                 message,
@@ -581,7 +595,7 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
         Rules {
             confined: self.scope.is_confined(),
             no_overwrite: self.opts.no_overwrite,
-            no_symlinks: self.opts.no_symlinks,
+            no_symlinks: self.scope.refuses_symlinks(),
             read_back: false,
         }
     }
@@ -598,6 +612,9 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
     /// exact mode is set after its `E`), as OpenSSH does. Returns the
     /// descriptor and whether it was created.
     fn open_or_create_dir(&self, entry: &Entry<'_>, mode: u32) -> Result<(OwnedFd, bool), Error> {
+        if self.scope.refuses_symlinks() {
+            refuse_symlink_name(entry)?;
+        }
         match self.scope.open_subdir(entry.dir, entry.name, &entry.rel) {
             Ok(fd) => return Ok((fd, false)),
             Err(ResolveError::Os(Errno::ENOENT)) => {}
@@ -633,6 +650,47 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
     fn report(&mut self, e: Error) -> Result<(), Stop> {
         self.errors += 1;
         self.out.warn(&e).map_err(|_| Stop::Silent)
+    }
+}
+
+/// How the sender ended a file whose data all arrived.
+#[derive(Clone, Copy)]
+enum SenderEnd {
+    /// The `\0` status: reply and read the next record.
+    Confirmed,
+    /// The stream ended instead of the status (libssh2). The file is kept,
+    /// but nobody is left to reply to and no record can follow: the session
+    /// ends with exit 1, as OpenSSH's sink ends it (its `response()` sees
+    /// the lost connection and exits 1 after the file is written). The
+    /// status byte of the protocol never came, so the session did not end
+    /// as the protocol says, and the exit status tells sshd's log and any
+    /// wrapper the same as OpenSSH's would.
+    ClosedAfterData,
+}
+
+impl SenderEnd {
+    /// What comes after a file's error line: the next record, or, when the
+    /// sender is gone, the end of the session.
+    fn then_continue(self, after_file: Result<(), Stop>) -> Result<(), Stop> {
+        match self {
+            SenderEnd::Confirmed => after_file,
+            SenderEnd::ClosedAfterData => Err(Stop::Silent),
+        }
+    }
+}
+
+/// `--no-symlinks` for a `D` record: its own name being a symlink (to a
+/// directory, a file, or nothing) is refused by name, with the message of
+/// every other symlink on the way, before anything follows it or trips
+/// over it (`Not a directory`, `File exists`).
+fn refuse_symlink_name(entry: &Entry<'_>) -> Result<(), Error> {
+    let name = std::ffi::OsStr::from_bytes(entry.name);
+    match fstatat(entry.dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) if is_type(&st, SFlag::S_IFLNK) => Err(Error::SymlinkRefused {
+            path: DisplayPath(entry.path.clone()),
+            link: DisplayPath(entry.name.to_vec()),
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -753,6 +753,48 @@ fn no_symlinks_refuses_even_inside_links() {
     });
 }
 
+/// `--no-symlinks` and an upload whose own name is a symlink that stays
+/// inside the root (to a directory, to a file, in a loop): a `C` is refused
+/// by name and the link stays as it was (without the flag it would be
+/// replaced, `upload_onto_a_symlink_replaces_the_link`); a `D` is refused
+/// by name too, whatever the link points at. The session goes on (issue 12).
+#[test]
+fn no_symlinks_refuses_an_upload_onto_an_inside_symlink() {
+    let with_file_link = |sb: &Sandbox| {
+        links(sb);
+        sb.file(inside("sub/f"), b"old", 0o644)
+            .symlink(inside("flink"), "sub/f");
+    };
+    for name in ["in", "flink", "l1"] {
+        println!("=== C {name}");
+        let stream = cat(&[&record(name, 3), &upload("ok", b"ok")]);
+        let case = confined(&["-t", "/"], with_file_link)
+            .admin(&["--no-symlinks"])
+            .stdin(stream);
+        let refusal = format!(
+            "/{name}: refused: the name is a symlink and symlinks are not allowed for this account; it was left as it is"
+        );
+        each_resolver(&case, |run| {
+            expect(run, cat(&[b"\0", &warning(&refusal), b"\0\0"]), 1)
+                .file(inside("ok"), b"ok", 0o644)
+                .content(inside("sub/f"), b"old");
+            assert_eq!(run.node(inside(name)).kind, Kind::Symlink);
+        });
+        println!("=== D {name}");
+        let stream = cat(&[format!("D0755 0 {name}\n").as_bytes(), &upload("ok", b"ok")]);
+        let case = confined(&["-r", "-t", "/"], with_file_link)
+            .admin(&["--no-symlinks"])
+            .stdin(stream);
+        each_resolver(&case, |run| {
+            let refusal = symlink_refused(&format!("/{name}"), name);
+            expect(run, cat(&[b"\0", &warning(refusal), b"\0\0"]), 1)
+                .file(inside("ok"), b"ok", 0o644)
+                .content(inside("sub/f"), b"old");
+            assert_eq!(run.node(inside(name)).kind, Kind::Symlink);
+        });
+    }
+}
+
 #[test]
 fn no_symlinks_refuses_links_in_downloads() {
     let with_files = |sb: &Sandbox| {

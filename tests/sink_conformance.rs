@@ -1221,8 +1221,11 @@ fn g80_short_small_upload_keeps_the_old_file() {
     }
 }
 
-/// diff §h.2: without the source's status byte OpenSSH keeps the complete
-/// file (without its times); we keep nothing.
+/// diff §h.2 (times only): the stream ending right after the last data
+/// byte, without the sender's status — what libssh2 (curl's `scp://`)
+/// always sends. Both keep the complete file, send nothing more and exit 1;
+/// OpenSSH exits before it applies the `T` record's times, we publish the
+/// file as any other (atomically, with its times).
 #[test]
 fn g81_eof_before_the_status_byte() {
     let case = Case::new(&["-t", "dst"]).stdin(b"T1234567890 0 1234567890 0\nC0644 5 x\nhello");
@@ -1232,7 +1235,96 @@ fn g81_eof_before_the_status_byte() {
         .file("dst/x", b"hello", 0o644)
         .mtime("dst/x", Stamp::Recent);
     if let Some(ours) = case.run_ours() {
-        ours.stdout(acks(3)).exit(1).absent("dst/x").no_temp_files();
+        ours.stdout(acks(3))
+            .exit(1)
+            .file("dst/x", b"hello", 0o644)
+            .mtime("dst/x", Stamp::At(1234567890))
+            .no_temp_files();
+    }
+}
+
+/// The libssh2 sequence exactly: `C` record, the data, end of stream.
+#[test]
+fn g81_libssh2_upload_without_the_status_byte_keeps_the_file() {
+    Case::new(&["-t", "dst"])
+        .stdin(b"C0644 5 f\nhello")
+        .differential()
+        .stdout(acks(2))
+        .exit(1)
+        .both(|run| {
+            run.file("dst/f", b"hello", 0o644).no_temp_files();
+        })
+        .agree();
+}
+
+/// The libssh2 sequence over a larger existing file: both end with exactly
+/// the new content (ours by an atomic replacement).
+#[test]
+fn g81_libssh2_overwrite_without_the_status_byte() {
+    Case::new(&["-t", "dst"])
+        .stdin(b"C0644 5 f\nhello")
+        .setup(|sb| {
+            sb.file("dst/f", &repeat(b'A', 40000), 0o600);
+        })
+        .differential()
+        .stdout(acks(2))
+        .exit(1)
+        .both(|run| {
+            run.file("dst/f", b"hello", 0o600).no_temp_files();
+        })
+        .agree();
+}
+
+/// A zero-byte file the libssh2 way: the record, no data, end of stream.
+#[test]
+fn g81_libssh2_empty_file_without_the_status_byte() {
+    Case::new(&["-t", "dst"])
+        .stdin(b"C0644 0 empty\n")
+        .differential()
+        .stdout(acks(2))
+        .exit(1)
+        .both(|run| {
+            run.file("dst/empty", b"", 0o644).no_temp_files();
+        })
+        .agree();
+}
+
+/// The libssh2 sequence inside a `-r` directory: the file is kept, the
+/// session ends there (no `E` can follow); the directory stays.
+#[test]
+fn g81_libssh2_file_inside_a_directory_without_the_status_byte() {
+    let case = Case::new(&["-r", "-t", "dst"]).stdin(b"D0755 0 sub\nC0644 5 f\nhello");
+    case.differential()
+        .stdout(acks(3))
+        .exit(1)
+        .both(|run| {
+            run.file("dst/sub/f", b"hello", 0o644).no_temp_files();
+        })
+        .agree();
+}
+
+/// diff §h.1: one byte short of the announced size and then the end of the
+/// stream is still a cut-short upload: discarded, the old file intact.
+#[test]
+fn g81_one_byte_short_then_eof_still_discards() {
+    let case = Case::new(&["-t", "dst"])
+        .stdin(b"C0644 5 f\nhell")
+        .setup(|sb| {
+            sb.file("dst/f", b"OLD CONTENT", 0o644);
+        });
+    case.run(Server::OpenSsh)
+        .stdout(cat(&[b"\0\0", &warning("Broken pipe")]))
+        .exit(1);
+    if let Some(ours) = case.run_ours() {
+        ours.stdout(cat(&[
+            b"\0\0",
+            &warning(
+                "dst/f: upload incomplete: connection closed after 4 of 5 bytes; file discarded",
+            ),
+        ]))
+        .exit(1)
+        .file("dst/f", b"OLD CONTENT", 0o644)
+        .no_temp_files();
     }
 }
 

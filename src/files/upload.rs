@@ -101,11 +101,9 @@ pub fn open_destination<'a>(
     };
     if rules.confined {
         match fstatat(dir.as_fd(), os_name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            // --no-symlinks: not even replacing one is allowed.
             Ok(st) if is_type(&st, SFlag::S_IFLNK) && rules.no_symlinks => {
-                return Err(Error::SymlinkRefused {
-                    path: DisplayPath(entry.path.to_vec()),
-                    link: DisplayPath(name),
-                });
+                return Err(refuse(Refusal::SymlinkTarget));
             }
             Ok(_) if rules.no_overwrite => return Err(refuse(Refusal::WouldOverwrite)),
             Ok(st) if is_type(&st, SFlag::S_IFLNK) => {
