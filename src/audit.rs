@@ -156,8 +156,8 @@ impl CommandOrigin {
 pub enum CommandRefusal {
     /// No command: a shell was asked for.
     InteractiveLogin,
-    /// An SFTP subsystem (`sftp-server`, `internal-sftp`).
-    Sftp,
+    /// An SFTP subsystem with an sftp-server option a client may not add.
+    SftpOption,
     /// A program other than scp.
     OtherProgram,
     /// An empty command string.
@@ -173,7 +173,7 @@ impl CommandRefusal {
     fn as_str(self) -> &'static str {
         match self {
             CommandRefusal::InteractiveLogin => "interactive-login",
-            CommandRefusal::Sftp => "sftp",
+            CommandRefusal::SftpOption => "refused-sftp-option",
             CommandRefusal::OtherProgram => "other-program",
             CommandRefusal::EmptyCommand => "empty-command",
             CommandRefusal::RefusedOption => "refused-option",

@@ -34,6 +34,11 @@ pub struct AdminArgs {
     #[arg(long, value_name = "PATH")]
     pub openssh_client: Option<PathBuf>,
 
+    /// Serve SFTP on stdin and stdout (for sshd's `Subsystem sftp` line);
+    /// sftp-server's options -R -u -d -e -l -f -P -p may follow
+    #[arg(long)]
+    pub sftp: bool,
+
     #[command(flatten)]
     pub policy: crate::policy::PolicyArgs,
 
@@ -213,6 +218,128 @@ fn admin_option_takes_value(word: &[u8]) -> bool {
 }
 
 use clap::CommandFactory;
+
+/// sftp-server's own options, as they may follow `--sftp` on a Subsystem
+/// line or `sftp-server` in a command string.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SftpServerFlags {
+    /// `-R`: read-only.
+    pub read_only: bool,
+    /// `-u UMASK`: an explicit umask (as `--umask`).
+    pub umask: Option<u32>,
+    /// `-d DIR`: the starting directory (`%d` home, `%u` user, `%U` uid).
+    pub start_dir: Option<Vec<u8>>,
+    /// `-P LIST`: requests refused by name.
+    pub deny_requests: Vec<String>,
+    /// `-p LIST`: the only requests allowed.
+    pub allow_requests: Option<Vec<String>>,
+    /// `-Q requests`: print the request names and exit.
+    pub query_requests: bool,
+    /// `-e`, `-l`, `-f`: logging (our audit trail has its own settings).
+    pub logging: bool,
+}
+
+/// Who wrote the sftp-server words: the admin (after `--sftp`) may use
+/// every option; a command string comes from the client, who may only
+/// narrow the policy (`-R`) or touch logging (`-e -l -f`), DESIGN.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SftpWordsFrom {
+    Admin,
+    Client,
+}
+
+/// Parses sftp-server's options as its getopt does (`d:f:l:P:p:Q:u:cehR`:
+/// clusters, attached or separate values); operands are refused.
+pub fn parse_sftp_server_flags(
+    args: &[OsString],
+    from: SftpWordsFrom,
+) -> Result<SftpServerFlags, String> {
+    const WITH_VALUE: &[u8] = b"dflPpQu";
+    const CLIENT_MAY: &[u8] = b"Relf";
+    let mut flags = SftpServerFlags::default();
+    let mut i = 0;
+    while i < args.len() {
+        let word = args[i].as_bytes();
+        i += 1;
+        if word == b"--" {
+            break;
+        }
+        if word.len() < 2 || word[0] != b'-' {
+            return Err(format!(
+                "sftp-server takes no operands ('{}')",
+                crate::protocol::escape_bytes(word)
+            ));
+        }
+        let mut j = 1;
+        while j < word.len() {
+            let letter = word[j];
+            j += 1;
+            if from == SftpWordsFrom::Client && !CLIENT_MAY.contains(&letter) {
+                return Err(format!(
+                    "refusing sftp-server option -{}: a client may only add -R, -e, -l and -f",
+                    char::from(letter)
+                ));
+            }
+            let value = if WITH_VALUE.contains(&letter) {
+                let value = if j < word.len() {
+                    word[j..].to_vec()
+                } else if i < args.len() {
+                    i += 1;
+                    args[i - 1].as_bytes().to_vec()
+                } else {
+                    return Err(format!(
+                        "sftp-server option -{} needs a value",
+                        char::from(letter)
+                    ));
+                };
+                j = word.len();
+                Some(value)
+            } else {
+                None
+            };
+            apply_sftp_flag(&mut flags, letter, value)?;
+        }
+    }
+    if i < args.len() {
+        return Err("sftp-server takes no operands".to_owned());
+    }
+    Ok(flags)
+}
+
+fn apply_sftp_flag(
+    flags: &mut SftpServerFlags,
+    letter: u8,
+    value: Option<Vec<u8>>,
+) -> Result<(), String> {
+    let text = || String::from_utf8_lossy(value.as_deref().unwrap_or_default()).into_owned();
+    let list = |v: String| v.split(',').map(str::to_owned).collect::<Vec<_>>();
+    match letter {
+        b'R' => flags.read_only = true,
+        // `-c`: sftp-server run as a shell ignores what follows.
+        b'c' => {}
+        b'e' | b'l' | b'f' => flags.logging = true,
+        b'd' => flags.start_dir = value,
+        b'u' => {
+            flags.umask = Some(
+                crate::policy::parse_umask(&text())
+                    .map_err(|why| format!("sftp-server option -u: {why}"))?,
+            )
+        }
+        b'P' if !flags.deny_requests.is_empty() => return Err("-P given twice".to_owned()),
+        b'P' => flags.deny_requests = list(text()),
+        b'p' if flags.allow_requests.is_some() => return Err("-p given twice".to_owned()),
+        b'p' => flags.allow_requests = Some(list(text())),
+        b'Q' if text().eq_ignore_ascii_case("requests") => flags.query_requests = true,
+        b'Q' => return Err("invalid query type for -Q (only 'requests')".to_owned()),
+        other => {
+            return Err(format!(
+                "unknown sftp-server option -{}; usage: scp-server --sftp [-ehR] [-d start_directory] [-f log_facility] [-l log_level] [-P denied_requests] [-p allowed_requests] [-u umask]",
+                char::from(other)
+            ));
+        }
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {

@@ -91,8 +91,9 @@ impl fmt::Display for CommandError {
 pub enum Request {
     /// `scp ARGS…`: the words after the program name.
     Scp(Vec<Word>),
-    /// An SFTP subsystem (OpenSSH ≥ 9 uses SFTP unless `scp -O`).
-    Sftp,
+    /// An SFTP subsystem (OpenSSH ≥ 9 uses SFTP unless `scp -O`): the
+    /// words after `internal-sftp` / `sftp-server`.
+    Sftp(Vec<Word>),
     /// Any other program, named by its first word.
     Other(Vec<u8>),
     Empty,
@@ -107,7 +108,9 @@ pub fn parse_request(command: &[u8]) -> Result<Request, CommandError> {
     let name = program_name(&program.text);
     Ok(match name {
         b"scp" if !program.tilde => Request::Scp(args.to_vec()),
-        b"sftp-server" | b"internal-sftp" | b"sftp" => Request::Sftp,
+        // sshd's own subsystem names: `internal-sftp`, or a path whose last
+        // component is `sftp-server` (DESIGN.md, "SFTP").
+        b"sftp-server" | b"internal-sftp" if !program.tilde => Request::Sftp(args.to_vec()),
         _ => Request::Other(program.text.clone()),
     })
 }
@@ -538,8 +541,16 @@ mod tests {
     fn programs_are_classified() {
         assert!(matches!(request("scp -t x"), Request::Scp(_)));
         assert!(matches!(request("/usr/bin/scp -t x"), Request::Scp(_)));
-        assert_eq!(request("/usr/lib/openssh/sftp-server"), Request::Sftp);
-        assert_eq!(request("internal-sftp"), Request::Sftp);
+        assert_eq!(
+            request("/usr/lib/openssh/sftp-server"),
+            Request::Sftp(vec![])
+        );
+        assert_eq!(request("internal-sftp"), Request::Sftp(vec![]));
+        assert!(
+            matches!(request("sftp-server -R -l INFO"), Request::Sftp(words) if words.len() == 3)
+        );
+        // Only sshd's own names: a program called sftp is something else.
+        assert_eq!(request("sftp"), Request::Other(b"sftp".to_vec()));
         assert_eq!(request("cat /etc/passwd"), Request::Other(b"cat".to_vec()));
         assert_eq!(request("sh"), Request::Other(b"sh".to_vec()));
         assert_eq!(

@@ -5,7 +5,8 @@
 //! exit status (0 or 1 as OpenSSH; 255 for its fatal invocation errors).
 
 use scp_server::{
-    audit, cli, command, confine, doctor, error, limits, policy, protocol, sandbox, sink, source,
+    audit, cli, command, confine, doctor, error, limits, policy, protocol, sandbox, sftp, sink,
+    source,
 };
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
@@ -18,7 +19,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use audit::{CommandOrigin, CommandRefusal};
-use cli::{AdminArgs, FlagError, ResolverChoice, ScpFlags};
+use cli::{AdminArgs, FlagError, ResolverChoice, ScpFlags, SftpServerFlags, SftpWordsFrom};
 use command::Request;
 use policy::Policy;
 use protocol::{MAX_RECORD_LINE, RecordReader};
@@ -52,6 +53,15 @@ fn main() -> ExitCode {
 /// in SSH_ORIGINAL_COMMAND), sshd running `scp -t/-f` through a user's
 /// shell, or a person running the OpenSSH client.
 fn dispatch(admin: &AdminArgs, argv0: &OsStr, scp_words: &[OsString]) -> i32 {
+    if admin.sftp {
+        // The admin's Subsystem line: sftp-server's options may follow.
+        let restricted = policy::any_restriction_flag(&admin.policy)
+            || std::env::var_os("SSH_ORIGINAL_COMMAND").is_some();
+        return match cli::parse_sftp_server_flags(scp_words, SftpWordsFrom::Admin) {
+            Ok(flags) => run_sftp(admin, &flags, restricted),
+            Err(why) => refuse_on_stderr(&why),
+        };
+    }
     if let [dash_c, command] = scp_words
         && dash_c == "-c"
     {
@@ -120,7 +130,16 @@ fn run_command(admin: &AdminArgs, origin: CommandOrigin, command: &[u8]) -> i32 
                 "empty command; this account is for file transfer with scp only",
             );
         }
-        Ok(Request::Sftp) => return refusal.on_stderr(CommandRefusal::Sftp, SFTP_REFUSAL),
+        Ok(Request::Sftp(words)) => {
+            let texts: Vec<OsString> = words
+                .iter()
+                .map(|w| OsStr::from_bytes(&w.text).to_owned())
+                .collect();
+            return match cli::parse_sftp_server_flags(&texts, SftpWordsFrom::Client) {
+                Ok(flags) => run_sftp(admin, &flags, true),
+                Err(why) => refusal.on_stderr(CommandRefusal::SftpOption, &why),
+            };
+        }
         Ok(Request::Other(program)) => {
             return refusal.on_stderr(
                 CommandRefusal::OtherProgram,
@@ -206,8 +225,6 @@ fn refuse_interactive_login(admin: &AdminArgs, origin: CommandOrigin) -> i32 {
     refusal.on_stderr(CommandRefusal::InteractiveLogin, INTERACTIVE_REFUSAL)
 }
 
-const SFTP_REFUSAL: &str = "SFTP is not available for this account: use scp -O (the legacy SCP protocol), or ask the administrator to serve SFTP with sshd's internal-sftp";
-
 fn option_refusal(letter: char) -> String {
     format!(
         "refusing option -{letter}: only the server-side scp options -t -f -r -p -d -v -q (and -T, -l N) are allowed"
@@ -244,15 +261,19 @@ struct Session {
 fn open_session(
     admin: &AdminArgs,
     restricted: bool,
-    access: sandbox::Access,
+    kind: SessionKind,
     verbose: bool,
 ) -> Result<Session, String> {
     hold_off_sigxfsz();
     let identity = policy::Identity::current();
     let policy = Policy::load(&admin.policy, &identity);
+    let access = kind.access(&policy, restricted);
     // Before the sandbox: the log file and the journald socket lie outside
     // the root, and so do the passwd entries that name the user.
-    audit::setup(&policy, identity.user, audit_direction(access));
+    audit::setup(&policy, identity.user, kind.audit_direction());
+    if let SessionKind::Sftp { .. } = kind {
+        audit::set_protocol(audit::Protocol::Sftp);
+    }
     if let Some(e) = &policy.config_error {
         return Err(e.clone());
     }
@@ -309,11 +330,42 @@ fn hold_off_sigxfsz() {
     let _ = set.thread_block();
 }
 
-/// Uploads need write access beneath the root; downloads only read.
-fn audit_direction(access: sandbox::Access) -> audit::Direction {
-    match access {
-        sandbox::Access::ReadWrite => audit::Direction::Upload,
-        sandbox::Access::ReadOnly => audit::Direction::Download,
+/// What a session is for: it decides the sandbox's rights and how the
+/// audit trail describes the session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SessionKind {
+    Sink,
+    Source,
+    /// SFTP; `read_only` from sftp-server's `-R`.
+    Sftp {
+        read_only: bool,
+    },
+}
+
+impl SessionKind {
+    /// Uploads need write access beneath the root; downloads only read;
+    /// SFTP writes unless read-only, and creates symlinks only where the
+    /// policy allows links.
+    fn access(self, policy: &Policy, restricted: bool) -> sandbox::Access {
+        match self {
+            SessionKind::Sink => sandbox::Access::ReadWrite,
+            SessionKind::Source => sandbox::Access::ReadOnly,
+            SessionKind::Sftp { read_only } if read_only || policy.read_only => {
+                sandbox::Access::ReadOnly
+            }
+            SessionKind::Sftp { .. } if policy.allow_links || !restricted => {
+                sandbox::Access::ReadWriteLinks
+            }
+            SessionKind::Sftp { .. } => sandbox::Access::ReadWrite,
+        }
+    }
+
+    fn audit_direction(self) -> audit::Direction {
+        match self {
+            SessionKind::Sink => audit::Direction::Upload,
+            SessionKind::Source => audit::Direction::Download,
+            SessionKind::Sftp { .. } => audit::Direction::Both,
+        }
     }
 }
 
@@ -325,7 +377,7 @@ fn run_sink(admin: &AdminArgs, flags: ScpFlags, restricted: bool) -> i32 {
         return refuse_in_protocol("ambiguous target");
     };
     let Session { policy, scope } =
-        match open_session(admin, restricted, sandbox::Access::ReadWrite, flags.verbose) {
+        match open_session(admin, restricted, SessionKind::Sink, flags.verbose) {
             Ok(session) => session,
             Err(why) => return refuse_in_protocol(&why),
         };
@@ -362,6 +414,116 @@ fn run_sink(admin: &AdminArgs, flags: ScpFlags, restricted: bool) -> i32 {
     })
 }
 
+/// An SFTP session: the policy and confinement of every other session,
+/// sftp-server's own options on top (`-R` and `-u` narrow it; `-d` starts
+/// an unconfined session elsewhere; `-P`/`-p` refuse requests by name).
+fn run_sftp(admin: &AdminArgs, flags: &SftpServerFlags, restricted: bool) -> i32 {
+    if flags.query_requests {
+        for name in protocol::sftp::LIST_NAMES {
+            println!("{name}");
+        }
+        return 0;
+    }
+    if admin.named_temp_files {
+        confine::never_link_unnamed_files();
+    }
+    let kind = SessionKind::Sftp {
+        read_only: flags.read_only,
+    };
+    let session = match open_session(admin, restricted, kind, false) {
+        Ok(session) => session,
+        // Nothing is served: every request gets this sentence (a broken
+        // configuration file fails closed), INIT excepted.
+        Err(why) => {
+            audit::session_refused(&why);
+            let opts = sftp_options(&Policy::default(), flags, restricted, false, Some(why));
+            return sftp::run(opts, confine::Scope::Unconfined, RawStdin, RawStdout);
+        }
+    };
+    let Session { policy, scope } = session;
+    if let Some(dir) = &flags.start_dir {
+        if scope.is_confined() {
+            let why = "sftp-server's -d cannot be combined with a confined session: the root is where it starts";
+            return refuse_on_stderr(why);
+        }
+        let dir = expand_start_dir(dir);
+        if let Err(e) = std::env::set_current_dir(OsStr::from_bytes(&dir)) {
+            eprintln!(
+                "scp-server: chdir to \"{}\" failed: {e}",
+                protocol::escape_bytes(&dir)
+            );
+        }
+    }
+    let confined = scope.is_confined();
+    let opts = sftp_options(&policy, flags, restricted, confined, None);
+    sftp::run(opts, scope, RawStdin, RawStdout)
+}
+
+/// The SFTP server's options from the policy and sftp-server's flags.
+fn sftp_options(
+    policy: &Policy,
+    flags: &SftpServerFlags,
+    restricted: bool,
+    confined: bool,
+    refuse_all: Option<String>,
+) -> sftp::SftpOptions {
+    let home = if confined {
+        b"/".to_vec()
+    } else {
+        std::env::var_os("HOME")
+            .map(|h| h.as_bytes().to_vec())
+            .unwrap_or_else(|| b"/".to_vec())
+    };
+    let denied: sftp::DenyCheck = if confined {
+        let policy = policy.clone();
+        Box::new(move |rel| policy.denied(rel).map(str::to_owned))
+    } else {
+        Box::new(|_| None)
+    };
+    sftp::SftpOptions {
+        read_only: policy.read_only || flags.read_only,
+        write_only: policy.write_only,
+        no_overwrite: policy.no_overwrite,
+        no_symlinks: policy.no_symlinks,
+        allow_links: policy.allow_links,
+        restricted,
+        explicit_umask: flags.umask.or(policy.umask),
+        creation_umask: confine::inherited_umask(),
+        mode_mask: if policy.allow_setid { 0o7777 } else { 0o777 },
+        fsync: policy.fsync,
+        limits: limits_of(policy),
+        denied,
+        deny_requests: flags.deny_requests.clone(),
+        allow_requests: flags.allow_requests.clone(),
+        home,
+        refuse_all,
+    }
+}
+
+/// sftp-server's `-d`: `%d` the home, `%u` the user, `%U` the uid, `%%`.
+fn expand_start_dir(dir: &[u8]) -> Vec<u8> {
+    let identity = policy::Identity::current();
+    let home = std::env::var_os("HOME").map_or_else(Vec::new, |h| h.as_bytes().to_vec());
+    let user = identity.user.unwrap_or_default().into_bytes();
+    let uid = nix::unistd::getuid().as_raw().to_string().into_bytes();
+    let mut out = Vec::with_capacity(dir.len());
+    let mut bytes = dir.iter().copied();
+    while let Some(b) = bytes.next() {
+        if b != b'%' {
+            out.push(b);
+            continue;
+        }
+        match bytes.next() {
+            Some(b'd') => out.extend_from_slice(&home),
+            Some(b'u') => out.extend_from_slice(&user),
+            Some(b'U') => out.extend_from_slice(&uid),
+            Some(other) => out.push(other),
+            None => out.push(b'%'),
+        }
+    }
+    out
+}
+
 /// Stack reserved per directory level of a received tree (address space,
 /// not memory: only what a deep tree really uses is ever touched).
 const STACK_PER_DIRECTORY_LEVEL: usize = 32 * 1024;
@@ -373,7 +535,7 @@ fn run_source(
     operands: impl FnOnce(&confine::Scope) -> Vec<source::Operand>,
 ) -> i32 {
     let Session { policy, scope } =
-        match open_session(admin, restricted, sandbox::Access::ReadOnly, flags.verbose) {
+        match open_session(admin, restricted, SessionKind::Source, flags.verbose) {
             Ok(session) => session,
             Err(why) => return refuse_in_protocol(&why),
         };

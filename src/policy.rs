@@ -96,6 +96,10 @@ pub struct PolicyArgs {
     #[arg(long)]
     pub no_symlinks: bool,
 
+    /// Serve SFTP's SYMLINK and hardlink requests in restricted mode (never a link that leads out of the root)
+    #[arg(long)]
+    pub allow_links: bool,
+
     /// Largest file accepted, in bytes; suffixes K, M, G, T are powers of 1024
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_file_size: Option<u64>,
@@ -148,6 +152,7 @@ pub fn any_restriction_flag(args: &PolicyArgs) -> bool {
         umask,
         allow_setid,
         no_symlinks,
+        allow_links,
         max_file_size,
         max_total_bytes,
         max_files,
@@ -162,6 +167,7 @@ pub fn any_restriction_flag(args: &PolicyArgs) -> bool {
         || umask.is_some()
         || *allow_setid
         || *no_symlinks
+        || *allow_links
         || max_file_size.is_some()
         || max_total_bytes.is_some()
         || max_files.is_some()
@@ -338,6 +344,8 @@ pub struct Policy {
     pub umask: Option<u32>,
     pub allow_setid: bool,
     pub no_symlinks: bool,
+    /// SFTP links (SYMLINK, hardlink) in restricted mode.
+    pub allow_links: bool,
     /// Limits are inclusive; `None` is unlimited.
     pub max_file_size: Option<u64>,
     pub max_total_bytes: Option<u64>,
@@ -364,6 +372,7 @@ impl Default for Policy {
             umask: None,
             allow_setid: false,
             no_symlinks: false,
+            allow_links: false,
             max_file_size: None,
             max_total_bytes: None,
             max_files: None,
@@ -459,6 +468,7 @@ struct Settings {
     umask: Option<u32>,
     allow_setid: Option<bool>,
     no_symlinks: Option<bool>,
+    allow_links: Option<bool>,
     max_file_size: Option<u64>,
     max_total_bytes: Option<u64>,
     max_files: Option<u64>,
@@ -483,6 +493,7 @@ impl Settings {
             umask: args.umask,
             allow_setid: args.allow_setid.then_some(true),
             no_symlinks: args.no_symlinks.then_some(true),
+            allow_links: args.allow_links.then_some(true),
             max_file_size: args.max_file_size,
             max_total_bytes: args.max_total_bytes,
             max_files: args.max_files,
@@ -511,6 +522,7 @@ impl Settings {
         set_optional(&mut policy.umask, &self.umask);
         set(&mut policy.allow_setid, &self.allow_setid);
         set(&mut policy.no_symlinks, &self.no_symlinks);
+        set(&mut policy.allow_links, &self.allow_links);
         set_optional(&mut policy.max_file_size, &self.max_file_size);
         set_optional(&mut policy.max_total_bytes, &self.max_total_bytes);
         set_optional(&mut policy.max_files, &self.max_files);
@@ -734,6 +746,7 @@ impl Settings {
             "umask" => self.umask = Some(umask_value(name, value)?),
             "allow-setid" => self.allow_setid = Some(bool_value(name, value)?),
             "no-symlinks" => self.no_symlinks = Some(bool_value(name, value)?),
+            "allow-links" => self.allow_links = Some(bool_value(name, value)?),
             "max-file-size" => self.max_file_size = Some(size_value(name, value)?),
             "max-total-bytes" => self.max_total_bytes = Some(size_value(name, value)?),
             "max-files" => self.max_files = Some(count_value(name, value)?),
@@ -1419,6 +1432,7 @@ mod tests {
             umask = "027"
             allow-setid = true
             no-symlinks = true
+            allow-links = true
             max-file-size = "100M"
             max-total-bytes = 1048576
             max-files = 7
@@ -1437,6 +1451,7 @@ mod tests {
             umask: Some(0o027),
             allow_setid: true,
             no_symlinks: true,
+            allow_links: true,
             max_file_size: Some(100 << 20),
             max_total_bytes: Some(1 << 20),
             max_files: Some(7),

@@ -26,6 +26,8 @@ use landlock::{
 pub enum Access {
     ReadOnly,
     ReadWrite,
+    /// ReadWrite, and symlinks may be created (SFTP with `allow-links`).
+    ReadWriteLinks,
 }
 
 /// How much of the Landlock ruleset the running kernel enforces.
@@ -193,6 +195,7 @@ fn granted_beneath_root(access: Access) -> BitFlags<AccessFs> {
     match access {
         Access::ReadOnly => read,
         Access::ReadWrite => read | write,
+        Access::ReadWriteLinks => read | write | AccessFs::MakeSym,
     }
 }
 

@@ -25,7 +25,9 @@ use crate::confine::{
     join_rel, normalize_rel, split_parent,
 };
 use crate::error::{DisplayPath, Error, Refusal};
-use crate::files::upload::{self, Destination, Finish, NewFileMode, Rules, Target, is_type, timespec};
+use crate::files::upload::{
+    self, Destination, Finish, NewFileMode, Rules, Target, is_type, timespec,
+};
 use crate::limits::{Limits, Quota};
 use crate::protocol::{
     Line, Record, RecordReader, ReplyWriter, Status, Times, escape_bytes, parse_record,

@@ -89,12 +89,17 @@ const REFUSALS: &[(Option<&str>, &str, &str)] = &[
         "interactive-login",
         "interactive logins are not allowed",
     ),
+    // SFTP is served; only the words a client may not add are refused.
     (
-        Some("/usr/lib/openssh/sftp-server"),
-        "sftp",
-        "SFTP is not available",
+        Some("/usr/lib/openssh/sftp-server -d /"),
+        "refused-sftp-option",
+        "refusing sftp-server option -d",
     ),
-    (Some("internal-sftp"), "sftp", "SFTP is not available"),
+    (
+        Some("internal-sftp -P read"),
+        "refused-sftp-option",
+        "refusing sftp-server option -P",
+    ),
     (Some("bash -i"), "other-program", "refusing to run 'bash'"),
     (Some(""), "empty-command", "empty command"),
     (

@@ -780,9 +780,10 @@ fn check_other_programs_are_refused(world: &DropWorld, user: &str) {
         "/bin/sh -c id",
         "bash -i",
         "rsync --server -vlogDtpre.iLsfxC . /incoming",
-        "sftp-server",
-        "/usr/lib/openssh/sftp-server",
-        "internal-sftp",
+        // SFTP is served, but not with words a client may not add.
+        "sftp-server -d /",
+        "/usr/lib/openssh/sftp-server -P read",
+        "internal-sftp -u 000",
         "scpx -t /incoming",
         "env scp -t /incoming",
         "exec scp -t /incoming",
@@ -1154,37 +1155,45 @@ fn glob_download_is_expanded_inside_the_root() {
 
 /// Plain `scp` (SFTP since OpenSSH 9.0) sends an `sftp` subsystem request,
 /// which sshd runs through the account's shell (or, under ForceCommand,
-/// hands over in SSH_ORIGINAL_COMMAND). The binary refuses it. sshd does
-/// not pass a subsystem's stderr on to the client, so the transfer just
-/// fails; the hint (`scp -O`, internal-sftp) shows where sshd lets stderr
-/// through: the same subsystem program asked for as a command.
+/// hands over in SSH_ORIGINAL_COMMAND). The binary serves it under the
+/// account's policy: uploads land in `incoming/`, the write-only account's
+/// downloads are refused, and words a client adds to widen the policy are
+/// refused on stderr.
 #[test]
-fn sftp_requests_are_refused_and_the_hint_names_scp_o() {
+fn sftp_requests_are_served_under_the_accounts_policy() {
     let Some(world) = DropWorld::start() else {
         return;
     };
     let source = world.local_file("sftp.txt", b"via sftp\n");
     let local = world.local_dir("local");
-    world.put_in_incoming(READ_WRITE, "fetch.txt", b"not over sftp\n");
     for user in [READ_WRITE, FORCED] {
         let remote = world.remote(user, "/incoming/");
         let up = world
             .sshd
             .scp_over_sftp([source.as_os_str(), remote.as_os_str()]);
-        assert_client_failed(&up);
-        let remote = world.remote(user, "/incoming/fetch.txt");
-        let down = world
-            .sshd
-            .scp_over_sftp([remote.as_os_str(), local.as_os_str()]);
-        assert_client_failed(&down);
+        assert_succeeded(&up);
+        let landed = world.area.incoming(user).join("sftp.txt");
+        assert_eq!(fs::read(&landed).unwrap(), b"via sftp\n", "{user}");
 
-        let exec = world.raw(user, SFTP_SERVER);
+        let exec = world.raw(user, &format!("{SFTP_SERVER} -d /"));
         assert_refused_on_stderr(&exec);
-        assert_stderr_mentions(&exec, &["scp -O", "internal-sftp"]);
+        assert_stderr_mentions(&exec, &["-d"]);
     }
-    assert!(!world.area.incoming(READ_WRITE).join("sftp.txt").exists());
-    assert!(entries_of(&world.area.incoming(FORCED)).is_empty());
-    assert!(entries_of(&local).is_empty());
+    world.put_in_incoming(READ_WRITE, "fetch.txt", b"over sftp\n");
+    let remote = world.remote(READ_WRITE, "/incoming/fetch.txt");
+    let down = world
+        .sshd
+        .scp_over_sftp([remote.as_os_str(), local.as_os_str()]);
+    assert_succeeded(&down);
+    assert_eq!(fs::read(local.join("fetch.txt")).unwrap(), b"over sftp\n");
+
+    world.put_in_incoming(FORCED, "secret.txt", b"stays here\n");
+    let remote = world.remote(FORCED, "/incoming/secret.txt");
+    let down = world
+        .sshd
+        .scp_over_sftp([remote.as_os_str(), local.as_os_str()]);
+    assert_client_failed(&down);
+    assert!(!local.join("secret.txt").exists());
     world.assert_nothing_written_outside_incoming();
 }
 

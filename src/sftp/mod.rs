@@ -12,7 +12,7 @@ mod names;
 mod paths;
 mod server;
 
-pub use server::{SftpOptions, run};
+pub use server::{DenyCheck, SftpOptions, run};
 
 /// Exit statuses as OpenSSH's sftp-server has them.
 pub mod exit {

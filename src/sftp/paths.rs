@@ -55,10 +55,10 @@ pub fn parent_and_name(scope: &Scope, path: &[u8]) -> Result<(OwnedFd, Vec<u8>),
         None => (&b"."[..], trimmed),
     };
     let name: &[u8] = if name.is_empty() { b"." } else { name };
-    if name == b".." {
-        if let Scope::Confined(root) = scope {
-            root.open_beneath(trimmed, OFlag::O_PATH, true)?;
-        }
+    if name == b".."
+        && let Scope::Confined(root) = scope
+    {
+        root.open_beneath(trimmed, OFlag::O_PATH, true)?;
     }
     let dir = match scope {
         Scope::Confined(root) => {

@@ -66,6 +66,9 @@ pub struct SftpOptions {
     pub allow_requests: Option<Vec<String>>,
     /// The answer to home-directory and `~` (the root when confined).
     pub home: Vec<u8>,
+    /// Set when nothing may be served (a broken configuration file): every
+    /// request after INIT is refused with this sentence.
+    pub refuse_all: Option<String>,
 }
 
 /// Runs a session until the client closes it or sends something
@@ -233,6 +236,12 @@ impl Server {
             Request::UnknownType { .. } => return Ok(()),
             Request::UnknownExtension { .. } => {
                 self.status(id, StatusCode::OpUnsupported);
+                return Ok(());
+            }
+            _ if self.opts.refuse_all.is_some() => {
+                let sentence = self.opts.refuse_all.clone().unwrap_or_default();
+                self.replies
+                    .status(id, StatusCode::PermissionDenied, &sentence);
                 return Ok(());
             }
             ref request if !self.request_permitted(request) => {
@@ -526,10 +535,10 @@ impl Server {
         }
         let fd = self.resolve(path, OFlag::O_PATH, follow)?;
         let mut last: Result<(), Fail> = Ok(());
-        if let Some(size) = attrs.size {
-            if let Err(f) = self.truncate_path(path, &fd, size) {
-                last = Err(f);
-            }
+        if let Some(size) = attrs.size
+            && let Err(f) = self.truncate_path(path, &fd, size)
+        {
+            last = Err(f);
         }
         if let Some(permissions) = attrs.permissions
             && let Err(e) = self.chmod_path(path, &fd, self.allowed_mode(permissions))
@@ -1232,17 +1241,17 @@ impl Server {
             flag |= STATVFS_NOSUID;
         }
         self.replies.extended_reply(id, |e| {
-            e.u64(st.block_size() as u64)
-                .u64(st.fragment_size() as u64)
-                .u64(st.blocks() as u64)
-                .u64(st.blocks_free() as u64)
-                .u64(st.blocks_available() as u64)
-                .u64(st.files() as u64)
-                .u64(st.files_free() as u64)
-                .u64(st.files_available() as u64)
-                .u64(st.filesystem_id() as u64)
+            e.u64(st.block_size())
+                .u64(st.fragment_size())
+                .u64(st.blocks())
+                .u64(st.blocks_free())
+                .u64(st.blocks_available())
+                .u64(st.files())
+                .u64(st.files_free())
+                .u64(st.files_available())
+                .u64(st.filesystem_id())
                 .u64(flag)
-                .u64(st.name_max() as u64);
+                .u64(st.name_max());
         });
     }
 
