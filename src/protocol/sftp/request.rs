@@ -222,7 +222,7 @@ pub fn parse_packet(bytes: &[u8]) -> Result<Packet<'_>, WireError> {
     let id = d.u32("request id")?;
     let request = match packet_type {
         packet::OPEN => Request::Open {
-            path: d.string("path")?,
+            path: d.cstring("path")?,
             pflags: d.u32("open flags")?,
             attrs: d.attrs()?,
         },
@@ -240,13 +240,13 @@ pub fn parse_packet(bytes: &[u8]) -> Result<Packet<'_>, WireError> {
             data: d.string("data")?,
         },
         packet::LSTAT => Request::Lstat {
-            path: d.string("path")?,
+            path: d.cstring("path")?,
         },
         packet::FSTAT => Request::Fstat {
             handle: d.string("handle")?,
         },
         packet::SETSTAT => Request::Setstat {
-            path: d.string("path")?,
+            path: d.cstring("path")?,
             attrs: d.attrs()?,
         },
         packet::FSETSTAT => Request::Fsetstat {
@@ -254,37 +254,37 @@ pub fn parse_packet(bytes: &[u8]) -> Result<Packet<'_>, WireError> {
             attrs: d.attrs()?,
         },
         packet::OPENDIR => Request::Opendir {
-            path: d.string("path")?,
+            path: d.cstring("path")?,
         },
         packet::READDIR => Request::Readdir {
             handle: d.string("handle")?,
         },
         packet::REMOVE => Request::Remove {
-            path: d.string("path")?,
+            path: d.cstring("path")?,
         },
         packet::MKDIR => Request::Mkdir {
-            path: d.string("path")?,
+            path: d.cstring("path")?,
             attrs: d.attrs()?,
         },
         packet::RMDIR => Request::Rmdir {
-            path: d.string("path")?,
+            path: d.cstring("path")?,
         },
         packet::REALPATH => Request::Realpath {
-            path: d.string("path")?,
+            path: d.cstring("path")?,
         },
         packet::STAT => Request::Stat {
-            path: d.string("path")?,
+            path: d.cstring("path")?,
         },
         packet::RENAME => Request::Rename {
-            from: d.string("old path")?,
-            to: d.string("new path")?,
+            from: d.cstring("old path")?,
+            to: d.cstring("new path")?,
         },
         packet::READLINK => Request::Readlink {
-            path: d.string("path")?,
+            path: d.cstring("path")?,
         },
         packet::SYMLINK => Request::Symlink {
-            target: d.string("link target")?,
-            link: d.string("link path")?,
+            target: d.cstring("link target")?,
+            link: d.cstring("link path")?,
         },
         packet::EXTENDED => parse_extended(&mut d)?,
         packet_type => Request::UnknownType { packet_type },
@@ -293,35 +293,35 @@ pub fn parse_packet(bytes: &[u8]) -> Result<Packet<'_>, WireError> {
 }
 
 fn parse_extended<'a>(d: &mut Decoder<'a>) -> Result<Request<'a>, WireError> {
-    let name = d.string("extension name")?;
+    let name = d.cstring("extension name")?;
     let Ok(text) = std::str::from_utf8(name) else {
         return Ok(Request::UnknownExtension { name });
     };
     Ok(match text {
         ext::POSIX_RENAME => Request::PosixRename {
-            from: d.string("old path")?,
-            to: d.string("new path")?,
+            from: d.cstring("old path")?,
+            to: d.cstring("new path")?,
         },
         ext::STATVFS => Request::Statvfs {
-            path: d.string("path")?,
+            path: d.cstring("path")?,
         },
         ext::FSTATVFS => Request::Fstatvfs {
             handle: d.string("handle")?,
         },
         ext::HARDLINK => Request::Hardlink {
-            from: d.string("old path")?,
-            to: d.string("new path")?,
+            from: d.cstring("old path")?,
+            to: d.cstring("new path")?,
         },
         ext::FSYNC => Request::Fsync {
             handle: d.string("handle")?,
         },
         ext::LSETSTAT => Request::Lsetstat {
-            path: d.string("path")?,
+            path: d.cstring("path")?,
             attrs: d.attrs()?,
         },
         ext::LIMITS => Request::Limits,
         ext::EXPAND_PATH => Request::ExpandPath {
-            path: d.string("path")?,
+            path: d.cstring("path")?,
         },
         ext::COPY_DATA => Request::CopyData {
             from: d.string("read handle")?,
@@ -331,7 +331,7 @@ fn parse_extended<'a>(d: &mut Decoder<'a>) -> Result<Request<'a>, WireError> {
             to_offset: d.u64("write offset")?,
         },
         ext::HOME_DIRECTORY => Request::HomeDirectory {
-            user: d.string("user name")?,
+            user: d.cstring("user name")?,
         },
         ext::USERS_GROUPS_BY_ID => {
             let uids = id_list(d.string("uid list")?, "uid list")?;

@@ -22,6 +22,9 @@ pub enum WireError {
     /// An ATTRS structure announces more extended pairs than its packet
     /// could hold.
     TooManyExtendedAttrs { count: u32 },
+    /// A path or name with a NUL byte: OpenSSH reads these as C strings and
+    /// ends the session.
+    NulInString { field: &'static str },
     /// A request other than INIT came before INIT.
     NotInitialized { packet_type: u8 },
 }
@@ -49,6 +52,7 @@ impl fmt::Display for WireError {
             WireError::TooManyExtendedAttrs { count } => {
                 write!(f, "attributes announce {count} extended pairs")
             }
+            WireError::NulInString { field } => write!(f, "{field} contains a NUL byte"),
             WireError::NotInitialized { packet_type } => {
                 write!(f, "request of type {packet_type} before INIT")
             }
@@ -102,6 +106,15 @@ impl<'a> Decoder<'a> {
             return Err(WireError::StringTooLong { field, length });
         }
         self.take(n, field)
+    }
+
+    /// A string that is a path or a name: no NUL byte allowed.
+    pub fn cstring(&mut self, field: &'static str) -> Result<&'a [u8], WireError> {
+        let bytes = self.string(field)?;
+        if bytes.contains(&0) {
+            return Err(WireError::NulInString { field });
+        }
+        Ok(bytes)
     }
 
     pub fn attrs(&mut self) -> Result<Attrs, WireError> {
