@@ -436,7 +436,14 @@ fn run_sftp(admin: &AdminArgs, flags: &SftpServerFlags, restricted: bool) -> i32
         // configuration file fails closed), INIT excepted.
         Err(why) => {
             audit::session_refused(&why);
-            let opts = sftp_options(&Policy::default(), flags, restricted, false, Some(why));
+            let opts = sftp_options(
+                &Policy::default(),
+                flags,
+                restricted,
+                false,
+                Some(why),
+                false,
+            );
             return sftp::run(opts, confine::Scope::Unconfined, RawStdin, RawStdout);
         }
     };
@@ -455,7 +462,7 @@ fn run_sftp(admin: &AdminArgs, flags: &SftpServerFlags, restricted: bool) -> i32
         }
     }
     let confined = scope.is_confined();
-    let opts = sftp_options(&policy, flags, restricted, confined, None);
+    let opts = sftp_options(&policy, flags, restricted, confined, None, !admin.copy_data);
     sftp::run(opts, scope, RawStdin, RawStdout)
 }
 
@@ -466,6 +473,7 @@ fn sftp_options(
     restricted: bool,
     confined: bool,
     refuse_all: Option<String>,
+    zero_copy: bool,
 ) -> sftp::SftpOptions {
     let home = if confined {
         b"/".to_vec()
@@ -497,6 +505,7 @@ fn sftp_options(
         allow_requests: flags.allow_requests.clone(),
         home,
         refuse_all,
+        zero_copy,
     }
 }
 

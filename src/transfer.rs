@@ -817,3 +817,73 @@ fn read_retrying(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// SFTP: READ replies whose data leave without passing through user space
+// ---------------------------------------------------------------------------
+
+/// Enlarges the session's pipes once (stdin and stdout, where they are
+/// pipes), for the same reason as for SCP: page moves take turns with a
+/// 64 KiB pipe.
+pub fn prepare_session_pipes() {
+    for fd in [io::stdin().as_fd(), io::stdout().as_fd()] {
+        if file_kind(fd) == Some(SFlag::S_IFIFO) {
+            grow_session_pipe(fd);
+        }
+    }
+}
+
+/// Sends exactly `len` bytes of `file` from `offset` to stdout, after the
+/// caller has written the DATA header that announces them: by sendfile(2)
+/// where the kernel can, else read/write from where it stopped; a file
+/// that became shorter meanwhile is padded with zeros so that the stream
+/// stays in step. `Err` means the peer is gone.
+pub fn send_range_to_stdout(file: BorrowedFd<'_>, offset: u64, len: usize) -> io::Result<()> {
+    let stdout = io::stdout();
+    let mut at = i64::try_from(offset).map_err(|_| io::Error::from(ErrorKind::InvalidInput))?;
+    let mut left = len;
+    while left > 0 {
+        match sendfile(stdout.as_fd(), file, Some(&mut at), left) {
+            Ok(0) => break,
+            Ok(n) => left -= n,
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => wait_until_ready(stdout.as_fd(), PollFlags::POLLOUT)?,
+            Err(Errno::EPIPE) => return Err(ErrorKind::BrokenPipe.into()),
+            Err(_) => break,
+        }
+    }
+    copy_range_to_stdout(file, at, left)
+}
+
+/// The read/write end of `send_range_to_stdout`.
+fn copy_range_to_stdout(file: BorrowedFd<'_>, mut at: i64, mut left: usize) -> io::Result<()> {
+    if left == 0 {
+        return Ok(());
+    }
+    let mut out = RawStdout;
+    let mut block = vec![0u8; left.min(BLOCK_SIZE)];
+    let mut file_ended = false;
+    while left > 0 {
+        let want = left.min(block.len());
+        let n = if file_ended {
+            0
+        } else {
+            match nix::sys::uio::pread(file, &mut block[..want], at) {
+                Err(Errno::EINTR) => continue,
+                Ok(n) => n,
+                Err(_) => 0,
+            }
+        };
+        let n = if n == 0 {
+            file_ended = true;
+            block[..want].fill(0);
+            want
+        } else {
+            n
+        };
+        out.write_all(&block[..n])?;
+        at += n as i64;
+        left -= n;
+    }
+    Ok(())
+}

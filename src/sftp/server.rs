@@ -35,6 +35,7 @@ use crate::protocol::sftp::codes::{self, STATVFS_NOSUID, STATVFS_RDONLY, ext, op
 use crate::protocol::sftp::{
     Attrs, NameEntry, PacketReader, Replies, Request, StatusCode, WireError, parse_packet,
 };
+use crate::transfer::{self, SessionStream};
 
 /// The policy's deny patterns as a question (see sink::DenyCheck).
 pub type DenyCheck = Box<dyn Fn(&[u8]) -> Option<String>>;
@@ -69,14 +70,27 @@ pub struct SftpOptions {
     /// Set when nothing may be served (a broken configuration file): every
     /// request after INIT is refused with this sentence.
     pub refuse_all: Option<String>,
+    /// READ data by sendfile(2) where possible (off: `--copy-data`, for
+    /// the benchmark).
+    pub zero_copy: bool,
 }
 
 /// Runs a session until the client closes it or sends something
 /// malformed; returns the exit status (OpenSSH's: 0, 11 for an oversized
 /// packet, 255 otherwise).
-pub fn run<R: Read, W: Write>(opts: SftpOptions, scope: Scope, input: R, mut output: W) -> i32 {
+pub fn run<R: Read, W: Write + SessionStream>(
+    opts: SftpOptions,
+    scope: Scope,
+    input: R,
+    output: W,
+) -> i32 {
+    if W::IS_SESSION_STREAM {
+        transfer::prepare_session_pipes();
+    }
     let mut reader = PacketReader::new(input);
     let mut server = Server {
+        out: output,
+        peer_gone: false,
         handles: Handles::new(max_handles()),
         quota: Quota::new(opts.limits),
         opts,
@@ -99,12 +113,14 @@ pub fn run<R: Read, W: Write>(opts: SftpOptions, scope: Scope, input: R, mut out
         // pipelined batch is answered with one write.
         if !server.replies.is_empty()
             && (!reader.has_buffered_packet() || server.replies.len() >= FLUSH_AT)
-            && write_replies(&mut output, &mut server.replies).is_err()
         {
+            server.flush();
+        }
+        if server.peer_gone {
             break exit::CLEAN;
         }
     };
-    let _ = write_replies(&mut output, &mut server.replies);
+    server.flush();
     server.end_session();
     status
 }
@@ -133,7 +149,11 @@ fn max_handles() -> usize {
     ((soft.saturating_sub(16)) / 2).clamp(4, 10_000) as usize
 }
 
-struct Server {
+struct Server<W> {
+    /// Where replies go (stdout, for a real session).
+    out: W,
+    /// A write to the client failed: the session is over.
+    peer_gone: bool,
     opts: SftpOptions,
     scope: Scope,
     handles: Handles,
@@ -205,10 +225,22 @@ type Reply = Result<(), Fail>;
 /// Bytes copied per step of copy-data.
 const COPY_CHUNK: usize = 64 * 1024;
 
+/// READs of at least this many bytes of a regular file are sent by
+/// sendfile(2); smaller ones are copied into the batch of replies, where
+/// one write carries many.
+const ZERO_COPY_READ: usize = 64 * 1024;
+
 /// Entries per READDIR reply (as OpenSSH).
 const NAMES_PER_READDIR: usize = 100;
 
-impl Server {
+impl<W: Write + SessionStream> Server<W> {
+    /// Writes the replies waiting (in order, in one write).
+    fn flush(&mut self) {
+        if write_replies(&mut self.out, &mut self.replies).is_err() {
+            self.peer_gone = true;
+        }
+    }
+
     fn fatal(&self, e: &WireError) -> i32 {
         // One line where sshd may show it (a subsystem's stderr usually goes
         // nowhere); stdout stays protocol only.
@@ -857,6 +889,24 @@ impl Server {
         }
         let len = len.min(codes::MAX_READ) as usize;
         check_offset(&file.data, offset)?;
+        if W::IS_SESSION_STREAM
+            && self.opts.zero_copy
+            && len >= ZERO_COPY_READ
+            && let FileData::Plain(fd) = &file.data
+            && let Some(n) = bytes_available(fd, offset, len)
+            && n >= ZERO_COPY_READ
+        {
+            // The header goes out with the replies before it, then the data
+            // from the page cache to stdout: no copy through user space.
+            file.bytes_read += n as u64;
+            self.replies.data_header(id, n as u32);
+            if write_replies(&mut self.out, &mut self.replies).is_err()
+                || transfer::send_range_to_stdout(fd.as_fd(), offset, n).is_err()
+            {
+                self.peer_gone = true;
+            }
+            return Ok(());
+        }
         let data = &file.data;
         // A READ of length 0 is answered with empty DATA, even past the end
         // (as OpenSSH); otherwise nothing to read is EOF.
@@ -1485,6 +1535,17 @@ fn check_offset(data: &FileData, offset: u64) -> Result<(), Fail> {
     };
     nix::unistd::lseek(fd, at, nix::unistd::Whence::SeekSet)?;
     Ok(())
+}
+
+/// How many of `len` bytes a regular file has at `offset` (`None` for
+/// anything else: its READs take the copy path).
+fn bytes_available(fd: &OwnedFd, offset: u64, len: usize) -> Option<usize> {
+    let st = fstat(fd).ok()?;
+    if !is_regular(&st) {
+        return None;
+    }
+    let available = (st.st_size as u64).saturating_sub(offset);
+    Some(available.min(len as u64) as usize)
 }
 
 fn clone_data(data: &FileData) -> Result<FileData, Errno> {

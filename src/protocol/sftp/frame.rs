@@ -224,6 +224,15 @@ impl Replies {
         }
     }
 
+    /// The header of a DATA reply whose `len` data bytes the caller sends
+    /// itself, right after these bytes leave (sendfile).
+    pub fn data_header(&mut self, id: u32, len: u32) {
+        let length = 1 + 4 + 4 + len;
+        self.buf.extend_from_slice(&length.to_be_bytes());
+        self.buf.push(packet::DATA);
+        self.encoder().u32(id).u32(len);
+    }
+
     pub fn attrs(&mut self, id: u32, attrs: &Attrs) {
         let at = self.begin(packet::ATTRS);
         self.encoder().u32(id).attrs(attrs);
