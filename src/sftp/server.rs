@@ -522,7 +522,11 @@ impl<W: Write + SessionStream> Server<W> {
             dir: dir_identity(&dir).ok()?,
             name,
         };
-        self.pending.get(&key)?.upgrade()
+        // A slot whose upload is gone (removed while open) is no file.
+        self.pending
+            .get(&key)?
+            .upgrade()
+            .filter(|slot| slot.borrow().upload.is_some())
     }
 
     // ------------------------------------------------------------------
@@ -973,6 +977,17 @@ impl<W: Write + SessionStream> Server<W> {
     /// The last handle of an upload closed: publish it whole, or discard
     /// it if a write was refused or a limit says no.
     fn finish_upload(&mut self, id: u32, slot: Rc<RefCell<UploadSlot>>) -> Reply {
+        // The name is this upload's no more; a newer upload under the same
+        // name keeps its entry.
+        if let Some(key) = slot.borrow().key.as_ref()
+            && self
+                .pending
+                .get(key)
+                .is_some_and(|entry| entry.ptr_eq(&Rc::downgrade(&slot)))
+            && Rc::strong_count(&slot) == 1
+        {
+            self.pending.remove(key);
+        }
         let Ok(slot) = Rc::try_unwrap(slot) else {
             // Another handle still has it open.
             return self.ok(id);
@@ -980,13 +995,10 @@ impl<W: Write + SessionStream> Server<W> {
         let UploadSlot {
             upload,
             path,
-            key,
             refused,
             started,
+            ..
         } = slot.into_inner();
-        if let Some(key) = &key {
-            self.pending.remove(key);
-        }
         let Some(upload) = upload else {
             return self.ok(id);
         };
@@ -1128,13 +1140,24 @@ impl<W: Write + SessionStream> Server<W> {
                 ),
             ));
         }
+        // A file removed while it is being written is not published when
+        // its handle closes (what remove-while-open means to a client).
+        let pending = self
+            .pending_at(path)
+            .and_then(|slot| slot.borrow_mut().upload.take());
+        let was_pending = pending.is_some();
+        if let Some(upload) = pending {
+            upload.discard();
+        }
         let (dir, name) = self.parent(path)?;
-        let result = unlinkat(
+        let result = match unlinkat(
             &dir,
             std::ffi::OsStr::from_bytes(&name),
             UnlinkatFlags::NoRemoveDir,
-        )
-        .map_err(Fail::from);
+        ) {
+            Err(Errno::ENOENT) if was_pending => Ok(()),
+            other => other.map_err(Fail::from),
+        };
         audit::sftp_operation("remove", path, None, result_text(&result));
         result.and_then(|()| self.ok(id))
     }
