@@ -74,6 +74,50 @@ impl SessionStream for RawStdout {
     const IS_SESSION_STREAM: bool = true;
 }
 
+/// A protocol reader whose buffered bytes come before the rest of its
+/// stream: what a receive takes file data from (SCP's record reader, SFTP's
+/// packet reader).
+pub trait BufferedInput {
+    type Stream: Read + SessionStream;
+    /// Bytes already read from the stream but not yet consumed.
+    fn buffered(&self) -> &[u8];
+    fn consume(&mut self, n: usize);
+    /// The stream itself, once the buffered bytes are taken.
+    fn stream(&mut self) -> &mut Self::Stream;
+}
+
+impl<R: Read + SessionStream> BufferedInput for RecordReader<R> {
+    type Stream = R;
+
+    fn buffered(&self) -> &[u8] {
+        RecordReader::buffered(self)
+    }
+
+    fn consume(&mut self, n: usize) {
+        RecordReader::consume(self, n);
+    }
+
+    fn stream(&mut self) -> &mut R {
+        self.inner_mut()
+    }
+}
+
+impl<R: Read + SessionStream> BufferedInput for crate::protocol::sftp::PacketReader<R> {
+    type Stream = R;
+
+    fn buffered(&self) -> &[u8] {
+        crate::protocol::sftp::PacketReader::buffered(self)
+    }
+
+    fn consume(&mut self, n: usize) {
+        crate::protocol::sftp::PacketReader::consume(self, n);
+    }
+
+    fn stream(&mut self) -> &mut R {
+        self.inner_mut()
+    }
+}
+
 /// The session's stdin, read with read(2) directly (std's `Stdin` would add
 /// an 8 KiB buffer that the data path cannot see past).
 pub struct RawStdin;
@@ -293,9 +337,9 @@ impl DataPath {
     ///
     /// With a `checksum`, every byte goes through user space to be hashed:
     /// spliced pages never reach it, so the copy path is taken.
-    pub fn receive<R: Read + SessionStream>(
+    pub fn receive<B: BufferedInput>(
         &mut self,
-        reader: &mut RecordReader<R>,
+        reader: &mut B,
         out: Option<BorrowedFd<'_>>,
         size: u64,
         mut checksum: Option<&mut Checksum>,
@@ -306,27 +350,27 @@ impl DataPath {
             write_error: None,
         };
         self.take_buffered(reader, out, &mut progress, checksum.as_deref_mut());
-        if R::IS_SESSION_STREAM {
+        if B::Stream::IS_SESSION_STREAM {
             // Once per session: a pipe is enlarged for the copy path too.
             self.input_kind(io::stdin().as_fd());
         }
         if let Some(out) = out
-            && R::IS_SESSION_STREAM
+            && B::Stream::IS_SESSION_STREAM
             && checksum.is_none()
             && self.zero_copy
         {
             self.splice_from_stdin(out, &mut progress)?;
         }
-        self.copy_from(reader.inner_mut(), out, &mut progress, checksum)?;
+        self.copy_from(reader.stream(), out, &mut progress, checksum)?;
         Ok(Received {
             write_error: progress.write_error,
         })
     }
 
     /// Data bytes that arrived with the record line come first.
-    fn take_buffered<R: Read>(
+    fn take_buffered<B: BufferedInput>(
         &mut self,
-        reader: &mut RecordReader<R>,
+        reader: &mut B,
         out: Option<BorrowedFd<'_>>,
         progress: &mut Progress,
         checksum: Option<&mut Checksum>,

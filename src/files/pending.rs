@@ -198,6 +198,31 @@ impl PendingUpload {
         Ok(())
     }
 
+    /// Writes `len` bytes that `write` moves into the file itself (the
+    /// SFTP server splices a large WRITE's data from the session straight
+    /// in), at `offset` (at the end with `append`): the file position is
+    /// set there first, and the written range is recorded as `write_at`
+    /// records it.
+    pub fn write_with<T>(
+        &mut self,
+        offset: u64,
+        len: u64,
+        append: bool,
+        write: impl FnOnce(BorrowedFd<'_>) -> T,
+    ) -> Result<T, Errno> {
+        let offset = if append { self.len } else { offset };
+        let end = offset.checked_add(len).ok_or(Errno::EFBIG)?;
+        let at = i64::try_from(offset).map_err(|_| Errno::EFBIG)?;
+        nix::unistd::lseek(self.fd(), at, nix::unistd::Whence::SeekSet)?;
+        let result = write(self.fd());
+        if let Some(old) = &mut self.old {
+            old.written.insert(offset.min(old.len), end.min(old.len));
+        }
+        self.len = self.len.max(end);
+        self.written_bytes += len;
+        Ok(result)
+    }
+
     /// Reads what the file holds at `offset`: the client's writes, and the
     /// old content where it wrote nothing.
     pub fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {

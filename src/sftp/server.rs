@@ -33,9 +33,10 @@ use crate::files::upload::{self, Destination, NewFileMode, Rules, Target};
 use crate::limits::{Limits, Quota};
 use crate::protocol::sftp::codes::{self, STATVFS_NOSUID, STATVFS_RDONLY, ext, open_flags};
 use crate::protocol::sftp::{
-    Attrs, NameEntry, PacketReader, Replies, Request, StatusCode, WireError, parse_packet,
+    Attrs, Frame, NameEntry, PacketReader, Replies, Request, StatusCode, WireError, parse_packet,
+    parse_write_header,
 };
-use crate::transfer::{self, SessionStream};
+use crate::transfer::{self, BufferedInput, DataPath, SessionStream};
 
 /// The policy's deny patterns as a question (see sink::DenyCheck).
 pub type DenyCheck = Box<dyn Fn(&[u8]) -> Option<String>>;
@@ -78,7 +79,7 @@ pub struct SftpOptions {
 /// Runs a session until the client closes it or sends something
 /// malformed; returns the exit status (OpenSSH's: 0, 11 for an oversized
 /// packet, 255 otherwise).
-pub fn run<R: Read, W: Write + SessionStream>(
+pub fn run<R: Read + SessionStream, W: Write + SessionStream>(
     opts: SftpOptions,
     scope: Scope,
     input: R,
@@ -88,7 +89,15 @@ pub fn run<R: Read, W: Write + SessionStream>(
         transfer::prepare_session_pipes();
     }
     let mut reader = PacketReader::new(input);
+    // Large WRITEs are spliced from stdin into their file; that needs the
+    // real stdin and the zero-copy data path.
+    let stream_writes = R::IS_SESSION_STREAM && opts.zero_copy;
+    let mut data = DataPath::new(None);
+    if !opts.zero_copy {
+        data = data.copying_only();
+    }
     let mut server = Server {
+        data,
         out: output,
         peer_gone: false,
         handles: Handles::new(max_handles()),
@@ -101,12 +110,13 @@ pub fn run<R: Read, W: Write + SessionStream>(
         initialized: false,
     };
     let status = loop {
-        let packet = match reader.next_packet() {
-            Ok(Some(packet)) => packet,
+        let handled = match reader.next_frame(stream_writes) {
+            Ok(Some(Frame::Packet(packet))) => server.handle_packet(packet),
+            Ok(Some(Frame::WriteHeader(header))) => server.streamed_write(&header, &mut reader),
             Ok(None) => break exit::CLEAN,
             Err(e) => break server.fatal(&e),
         };
-        if let Err(e) = server.handle_packet(packet) {
+        if let Err(e) = handled {
             break server.fatal(&e);
         }
         // Replies wait while more requests are already here, so that a
@@ -150,6 +160,8 @@ fn max_handles() -> usize {
 }
 
 struct Server<W> {
+    /// Moves large WRITEs' data from stdin into files (splice).
+    data: DataPath,
     /// Where replies go (stdout, for a real session).
     out: W,
     /// A write to the client failed: the session is over.
@@ -242,12 +254,19 @@ impl<W: Write + SessionStream> Server<W> {
     }
 
     fn fatal(&self, e: &WireError) -> i32 {
-        // One line where sshd may show it (a subsystem's stderr usually goes
-        // nowhere); stdout stays protocol only.
-        eprintln!("scp-server: sftp: {e}; ending the session");
         match e {
-            WireError::PacketTooLong { .. } => exit::BAD_LENGTH,
-            _ => exit::FATAL,
+            // The client went away mid-packet: a lost connection, which
+            // OpenSSH's sftp-server ends with status 0 as any end of input.
+            WireError::TruncatedPacket { .. } | WireError::ClosedInsideWrite => exit::CLEAN,
+            _ => {
+                // One line where sshd may show it (a subsystem's stderr
+                // usually goes nowhere); stdout stays protocol only.
+                eprintln!("scp-server: sftp: {e}; ending the session");
+                match e {
+                    WireError::PacketTooLong { .. } => exit::BAD_LENGTH,
+                    _ => exit::FATAL,
+                }
+            }
         }
     }
 
@@ -926,7 +945,90 @@ impl<W: Write + SessionStream> Server<W> {
         }
     }
 
-    fn write(&mut self, id: u32, handle: &[u8], offset: u64, data: &[u8]) -> Reply {
+    /// A large WRITE whose data are still in the stream: checked as WRITE
+    /// is, then its data spliced from stdin into the upload's file (or read
+    /// and dropped, so that the stream stays in step, when it is refused).
+    fn streamed_write<B: BufferedInput>(
+        &mut self,
+        header: &[u8],
+        reader: &mut B,
+    ) -> Result<(), WireError> {
+        let (id, handle, offset, len) = parse_write_header(header)?;
+        if !self.initialized {
+            return Err(WireError::NotInitialized {
+                packet_type: codes::packet::WRITE,
+            });
+        }
+        let len = u64::from(len);
+        let target = self.writable_upload(handle, offset, len);
+        let outcome = match target {
+            Ok((slot, append)) => {
+                let mut slot = slot.borrow_mut();
+                let slot = &mut *slot;
+                let upload = slot.upload.as_mut().expect("checked by writable_upload");
+                let data = &mut self.data;
+                match upload.write_with(offset, len, append, |fd| {
+                    data.receive(reader, Some(fd), len, None)
+                }) {
+                    Ok(Ok(received)) => match received.write_error {
+                        None => Ok(()),
+                        Some(errno) => {
+                            slot.refused.get_or_insert(Error::os(&slot.path, errno));
+                            Err(Fail::Os(errno))
+                        }
+                    },
+                    Ok(Err(_incomplete)) => return Err(WireError::ClosedInsideWrite),
+                    Err(errno) => {
+                        slot.refused.get_or_insert(Error::os(&slot.path, errno));
+                        self.drain(reader, len)?;
+                        Err(Fail::Os(errno))
+                    }
+                }
+            }
+            Err(fail) => {
+                self.drain(reader, len)?;
+                Err(fail)
+            }
+        };
+        match outcome {
+            Ok(()) => self.status(id, StatusCode::Ok),
+            Err(fail) => self.fail(id, fail),
+        }
+        Ok(())
+    }
+
+    /// Reads and drops a refused WRITE's data.
+    fn drain<B: BufferedInput>(&mut self, reader: &mut B, len: u64) -> Result<(), WireError> {
+        self.data
+            .receive(reader, None, len, None)
+            .map(drop)
+            .map_err(|_| WireError::ClosedInsideWrite)
+    }
+
+    /// What a WRITE of `len` bytes at `offset` through `handle` writes to,
+    /// after the checks every WRITE passes (the request permitted, a
+    /// writable upload, the file-size limit); a refusal that concerns the
+    /// upload marks it unpublishable.
+    fn writable_upload(
+        &mut self,
+        handle: &[u8],
+        offset: u64,
+        len: u64,
+    ) -> Result<(Rc<RefCell<UploadSlot>>, bool), Fail> {
+        if self.opts.refuse_all.is_some()
+            || !self.request_permitted(&Request::Write {
+                handle,
+                offset,
+                data: &[],
+            })
+        {
+            let sentence = self
+                .opts
+                .refuse_all
+                .clone()
+                .unwrap_or_else(|| StatusCode::PermissionDenied.message().to_owned());
+            return Err(Fail::Said(StatusCode::PermissionDenied, sentence));
+        }
         let max = self.opts.limits.max_file_size;
         let Some(file) = self.handles.file_mut(handle) else {
             return Err(Fail::Code(StatusCode::Failure));
@@ -939,7 +1041,31 @@ impl<W: Write + SessionStream> Server<W> {
         }
         let append = file.append;
         let slot = Rc::clone(slot);
-        write_upload(&slot, offset, data, append, max)?;
+        {
+            let mut guard = slot.borrow_mut();
+            let guard = &mut *guard;
+            let Some(upload) = guard.upload.as_ref() else {
+                return Err(Fail::Os(Errno::EBADF));
+            };
+            let end = if append { upload.len() } else { offset }.saturating_add(len);
+            if let Some(max) = max
+                && end > max
+            {
+                let e = Error::Refused {
+                    path: DisplayPath(guard.path.clone()),
+                    why: Refusal::FileTooLarge { size: end, max },
+                };
+                let fail = Fail::refused(&e);
+                guard.refused.get_or_insert(e);
+                return Err(fail);
+            }
+        }
+        Ok((slot, append))
+    }
+
+    fn write(&mut self, id: u32, handle: &[u8], offset: u64, data: &[u8]) -> Reply {
+        let (slot, append) = self.writable_upload(handle, offset, data.len() as u64)?;
+        write_upload(&slot, offset, data, append, None)?;
         self.ok(id)
     }
 

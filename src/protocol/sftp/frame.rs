@@ -18,6 +18,10 @@ pub struct PacketReader<R> {
     /// The unread bytes are `buf[start..end]`.
     start: usize,
     end: usize,
+    /// The last packet was a large WRITE (a client uploading): the next
+    /// read between packets asks for little, so that the next WRITE's data
+    /// stay in the stream to be spliced rather than copied in here.
+    expect_write: bool,
 }
 
 impl<R: Read> PacketReader<R> {
@@ -27,6 +31,7 @@ impl<R: Read> PacketReader<R> {
             buf: vec![0; READ_CHUNK + 4],
             start: 0,
             end: 0,
+            expect_write: false,
         }
     }
 
@@ -42,6 +47,75 @@ impl<R: Read> PacketReader<R> {
     pub fn has_buffered_packet(&self) -> bool {
         self.next_length()
             .is_some_and(|n| n <= MAX_PACKET && self.end - self.start >= 4 + n)
+    }
+
+    /// Bytes read but not yet taken (a streamed WRITE's data come first
+    /// from here).
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+    }
+
+    /// The stream itself, for a streamed WRITE's data past the buffer.
+    pub fn inner_mut(&mut self) -> &mut R {
+        &mut self.input
+    }
+
+    /// The next packet, or — with `stream_writes` — the header of a large
+    /// WRITE whose data have mostly not arrived yet: its data then stay in
+    /// the stream for the caller to move straight into the file (they must
+    /// all be taken, through `buffered`/`consume` and the stream, before
+    /// the next call). `None` at a clean end of stream between packets.
+    pub fn next_frame(&mut self, stream_writes: bool) -> Result<Option<Frame<'_>>, WireError> {
+        loop {
+            if let Some(length) = self.next_length() {
+                if length > MAX_PACKET {
+                    return Err(WireError::PacketTooLong { length });
+                }
+                if length == 0 {
+                    return Err(WireError::EmptyPacket);
+                }
+                if self.end - self.start >= 4 + length {
+                    let from = self.start + 4;
+                    self.start = from + length;
+                    let packet = &self.buf[from..from + length];
+                    self.expect_write = stream_writes
+                        && packet[0] == packet::WRITE
+                        && length >= STREAM_WRITE_MIN;
+                    return Ok(Some(Frame::Packet(packet)));
+                }
+                if stream_writes && let Some(header_len) = self.streamable_write(length) {
+                    let from = self.start + 4;
+                    let header = self.buf[from..from + header_len].to_vec();
+                    self.start = from + header_len;
+                    self.expect_write = true;
+                    return Ok(Some(Frame::WriteHeader(header)));
+                }
+            }
+            if !self.fill()? {
+                let got = self.end - self.start;
+                if got == 0 {
+                    return Ok(None);
+                }
+                let expected = self.next_length().map_or(4, |n| n + 4);
+                return Err(WireError::TruncatedPacket { expected, got });
+            }
+        }
+    }
+
+    /// The header length of the buffered start of a WRITE of `length`
+    /// bytes, when its data are consistent with the length and most of them
+    /// are still to come (at least `STREAM_WRITE_MIN`).
+    fn streamable_write(&self, length: usize) -> Option<usize> {
+        let packet = &self.buf[self.start + 4..self.end];
+        let header_len = write_header_len(packet)?;
+        let data_len =
+            u32::from_be_bytes(packet[header_len - 4..header_len].try_into().ok()?) as usize;
+        let still_to_come = length.checked_sub(packet.len())?;
+        (header_len + data_len == length && still_to_come >= STREAM_WRITE_MIN).then_some(header_len)
     }
 
     /// The next packet's bytes (after its length field), or `None` at a
@@ -84,8 +158,15 @@ impl<R: Read> PacketReader<R> {
             self.end -= self.start;
             self.start = 0;
         }
+        // Between packets of an upload, a small read: the next WRITE's
+        // header, and its data left in the stream.
+        let limit = if self.expect_write && self.start == self.end {
+            self.end + HEADER_READ
+        } else {
+            self.buf.len()
+        };
         loop {
-            match self.input.read(&mut self.buf[self.end..]) {
+            match self.input.read(&mut self.buf[self.end..limit]) {
                 Ok(0) => return Ok(false),
                 Ok(n) => {
                     self.end += n;
@@ -96,6 +177,37 @@ impl<R: Read> PacketReader<R> {
             }
         }
     }
+}
+
+/// What `PacketReader::next_frame` found.
+pub enum Frame<'a> {
+    /// A whole packet (after its length field).
+    Packet(&'a [u8]),
+    /// A WRITE's fields before its data (type, id, handle, offset, data
+    /// length); the data follow in the stream.
+    WriteHeader(Vec<u8>),
+}
+
+/// What a read between an upload's packets asks for: a WRITE's header
+/// and a little of its data (or several small requests).
+const HEADER_READ: usize = 4096;
+
+/// Large WRITEs are streamed from this many bytes still to come: below it,
+/// waiting for the whole packet costs less than a second system call.
+const STREAM_WRITE_MIN: usize = 64 * 1024;
+
+/// The length of a WRITE's fields before its data, if all of them are in
+/// `packet` (type, id, handle of at most 256 bytes, offset, data length).
+fn write_header_len(packet: &[u8]) -> Option<usize> {
+    if *packet.first()? != packet::WRITE || packet.len() < 9 {
+        return None;
+    }
+    let handle_len = u32::from_be_bytes(packet[5..9].try_into().ok()?) as usize;
+    if handle_len > 256 {
+        return None;
+    }
+    let header_len = 9 + handle_len + 8 + 4;
+    (packet.len() >= header_len).then_some(header_len)
 }
 
 /// One entry of a NAME reply.

@@ -8,6 +8,6 @@ mod request;
 mod wire;
 
 pub use codes::StatusCode;
-pub use frame::{NameEntry, PacketReader, Replies};
-pub use request::{LIST_NAMES, Packet, Request, parse_packet};
+pub use frame::{Frame, NameEntry, PacketReader, Replies};
+pub use request::{LIST_NAMES, Packet, Request, parse_packet, parse_write_header};
 pub use wire::{Attrs, Decoder, Encoder, WireError};

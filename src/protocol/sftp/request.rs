@@ -351,3 +351,15 @@ fn id_list(bytes: &[u8], field: &'static str) -> Result<Vec<u32>, WireError> {
     }
     Ok(ids)
 }
+
+/// A streamed WRITE's fields (`Frame::WriteHeader`): id, handle, offset and
+/// the length of the data that follow.
+pub fn parse_write_header(header: &[u8]) -> Result<(u32, &[u8], u64, u32), WireError> {
+    let mut d = Decoder::new(header);
+    d.u8("packet type")?;
+    let id = d.u32("request id")?;
+    let handle = d.string("handle")?;
+    let offset = d.u64("offset")?;
+    let len = d.u32("data length")?;
+    Ok((id, handle, offset, len))
+}

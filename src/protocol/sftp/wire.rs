@@ -15,6 +15,8 @@ pub enum WireError {
     EmptyPacket,
     /// The stream ended inside a packet.
     TruncatedPacket { expected: usize, got: usize },
+    /// The stream ended inside a WRITE's data (streamed into its file).
+    ClosedInsideWrite,
     /// A field runs past the end of its packet.
     TruncatedField { field: &'static str },
     /// A string's length runs past the end of its packet.
@@ -42,6 +44,7 @@ impl fmt::Display for WireError {
                 f,
                 "connection closed inside a packet ({got} of {expected} bytes)"
             ),
+            WireError::ClosedInsideWrite => write!(f, "connection closed inside a WRITE's data"),
             WireError::TruncatedField { field } => write!(f, "packet ends inside its {field}"),
             WireError::StringTooLong { field, length } => {
                 write!(
