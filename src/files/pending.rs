@@ -92,6 +92,8 @@ struct OldContent {
     file: OwnedFd,
     len: u64,
     written: RangeSet,
+    /// The old file's length when the upload began.
+    original_len: u64,
 }
 
 /// Metadata the client set while the upload was open, applied at publish
@@ -146,6 +148,7 @@ impl PendingUpload {
                     file,
                     len,
                     written: RangeSet::default(),
+                    original_len: len,
                 });
             }
             (_, None) => {}
@@ -285,6 +288,9 @@ impl PendingUpload {
 
     /// Makes the file complete and gives it its name.
     pub fn publish(mut self, no_overwrite: bool, fsync: bool, path: &[u8]) -> Result<(), Error> {
+        if let Some(old) = self.unchanged_old_file() {
+            return self.keep_old_file(old, path);
+        }
         if let Err(errno) = self.fill_from_old(0, u64::MAX) {
             self.dest.discard();
             return Err(Error::os_step(path, "copy the old content", errno));
@@ -307,6 +313,56 @@ impl PendingUpload {
 
     pub fn discard(self) {
         self.dest.discard();
+    }
+
+    /// The old file, when the upload changed nothing of its content:
+    /// nothing written, the length never changed.
+    fn unchanged_old_file(&mut self) -> Option<OwnedFd> {
+        let old = self.old.as_ref()?;
+        let untouched =
+            self.written_bytes == 0 && self.len == old.original_len && old.len == old.original_len;
+        if !untouched {
+            return None;
+        }
+        self.old.take().map(|old| old.file)
+    }
+
+    /// An upload over a file that changed nothing of it (sshfs's `touch`,
+    /// a client that only sets times) leaves the file where it stands, as
+    /// OpenSSH's in-place open and close leave it, with the metadata the
+    /// client asked for applied to it; nothing is copied, nothing renamed.
+    fn keep_old_file(self, old: OwnedFd, path: &[u8]) -> Result<(), Error> {
+        let PendingUpload {
+            dest, requested, ..
+        } = self;
+        let mut first_error = None;
+        let mut note = |step: &'static str, result: nix::Result<()>| {
+            if let Err(errno) = result
+                && first_error.is_none()
+            {
+                first_error = Some(Error::os_step(path, step, errno));
+            }
+        };
+        if let Some(mode) = requested.mode {
+            note("set mode", fchmod(&old, Mode::from_bits_truncate(mode)));
+        }
+        if let Some((atime, mtime)) = requested.times {
+            let times = to_times(atime, mtime);
+            note(
+                "set times",
+                crate::files::upload::set_times_fd(old.as_fd(), times),
+            );
+        }
+        if let Some((uid, gid)) = requested.owner {
+            let owner = fchown(
+                &old,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            );
+            note("set owner", owner);
+        }
+        dest.discard();
+        first_error.map_or(Ok(()), Err)
     }
 }
 

@@ -82,9 +82,8 @@ impl<R: Read> PacketReader<R> {
                     let from = self.start + 4;
                     self.start = from + length;
                     let packet = &self.buf[from..from + length];
-                    self.expect_write = stream_writes
-                        && packet[0] == packet::WRITE
-                        && length >= STREAM_WRITE_MIN;
+                    self.expect_write =
+                        stream_writes && packet[0] == packet::WRITE && length >= STREAM_WRITE_MIN;
                     return Ok(Some(Frame::Packet(packet)));
                 }
                 if stream_writes && let Some(header_len) = self.streamable_write(length) {
