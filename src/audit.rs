@@ -1082,6 +1082,30 @@ pub fn sftp_upload(
     });
 }
 
+/// An SFTP OPEN that was refused (`refused`: by the policy or the
+/// confinement) or failed: one file event with the sentence.
+pub fn sftp_not_opened(direction: Direction, path: &[u8], refused: bool, sentence: &str) {
+    with_session(|s| {
+        s.errors += 1;
+        let record = FileRecord {
+            direction: Some(direction),
+            path: Some(path),
+            size: None,
+            bytes: None,
+            mode: None,
+            outcome: if refused {
+                Outcome::Refused
+            } else {
+                Outcome::Failed
+            },
+            error: Some(sentence),
+            duration: None,
+            sha256: None,
+        };
+        send_file(s, &record);
+    });
+}
+
 /// The SFTP session ended with this upload still open: it was discarded.
 pub fn sftp_upload_interrupted(path: &[u8], size: u64, written: u64, duration: Duration) {
     with_session(|s| {

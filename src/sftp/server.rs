@@ -731,16 +731,21 @@ impl<W: Write + SessionStream> Server<W> {
         let writes = pflags & (open_flags::WRITE | open_flags::CREAT | open_flags::TRUNC) != 0;
         // Neither READ nor WRITE opens for reading, as O_RDONLY is 0.
         let readable = pflags & open_flags::READ != 0 || pflags & open_flags::WRITE == 0;
-        if writes {
-            self.refuse_writes()?;
-        }
-        if readable {
-            self.refuse_reads()?;
-        }
-        let handle = if writes {
-            self.open_upload(path, pflags, attrs, readable)?
-        } else {
-            self.open_download(path)?
+        let opened = self.open_checked(path, pflags, attrs, writes, readable);
+        let handle = match opened {
+            Ok(handle) => handle,
+            Err(fail) => {
+                // A file refused or not opened is a file event too, as in
+                // SCP: what an admin of a drop account wants to see.
+                let direction = if writes {
+                    audit::Direction::Upload
+                } else {
+                    audit::Direction::Download
+                };
+                let refused = matches!(fail, Fail::Said(StatusCode::PermissionDenied, _));
+                audit::sftp_not_opened(direction, path, refused, &fail.sentence());
+                return Err(fail);
+            }
         };
         let Some(name) = self.handles.insert(handle) else {
             // The table is full: what was opened is closed (an upload
@@ -749,6 +754,27 @@ impl<W: Write + SessionStream> Server<W> {
         };
         self.replies.handle(id, &name);
         Ok(())
+    }
+
+    fn open_checked(
+        &mut self,
+        path: &[u8],
+        pflags: u32,
+        attrs: &Attrs,
+        writes: bool,
+        readable: bool,
+    ) -> Result<Handle, Fail> {
+        if writes {
+            self.refuse_writes()?;
+        }
+        if readable {
+            self.refuse_reads()?;
+        }
+        if writes {
+            self.open_upload(path, pflags, attrs, readable)
+        } else {
+            self.open_download(path)
+        }
     }
 
     fn open_download(&mut self, path: &[u8]) -> Result<Handle, Fail> {
