@@ -1030,95 +1030,63 @@ fn describe_client(s: &Session) -> String {
 // SFTP
 // ---------------------------------------------------------------------------
 
-/// An SFTP file closed after reading: one download event.
-pub fn sftp_download(path: &[u8], size: u64, bytes: u64, duration: Duration) {
-    with_session(|s| {
-        s.files += 1;
-        s.bytes = s.bytes.saturating_add(bytes);
-        let record = FileRecord {
-            direction: Some(Direction::Download),
-            path: Some(path),
-            size: Some(size),
-            bytes: Some(bytes),
-            mode: None,
-            outcome: Outcome::Ok,
-            error: None,
-            duration: Some(duration),
-            sha256: None,
-        };
-        send_file(s, &record);
-    });
+/// How an SFTP file ended, for its one file event.
+pub enum SftpFileEnd<'e> {
+    /// Closed: a download read, an upload published.
+    Done,
+    /// An upload discarded at CLOSE (a refused WRITE, a limit, a failed
+    /// publish).
+    Discarded(&'e Error),
+    /// The session ended with the file still open (an upload: discarded).
+    Interrupted,
+    /// The OPEN itself was refused (by the policy or the confinement) or
+    /// failed, with the sentence the client was sent.
+    NotOpened { refused: bool, sentence: &'e str },
 }
 
-/// An SFTP upload closed: published (`error` None) or discarded.
-pub fn sftp_upload(
+/// One SFTP file: `size` and `bytes` where known, `direction` the file's.
+pub fn sftp_file(
+    direction: Direction,
     path: &[u8],
-    size: u64,
-    written: u64,
-    duration: Duration,
-    error: Option<&Error>,
+    size_and_bytes: Option<(u64, u64)>,
+    duration: Option<Duration>,
+    end: SftpFileEnd<'_>,
 ) {
-    let sentence = error.map(Error::to_string);
-    with_session(|s| {
-        let outcome = error.map_or(Outcome::Ok, Outcome::of);
-        if outcome == Outcome::Ok {
-            s.files += 1;
-            s.bytes = s.bytes.saturating_add(written);
-        } else {
-            s.errors += 1;
-        }
-        let record = FileRecord {
-            direction: Some(Direction::Upload),
-            path: Some(path),
-            size: Some(size),
-            bytes: Some(written),
-            mode: None,
-            outcome,
-            error: sentence.as_deref(),
-            duration: Some(duration),
-            sha256: None,
-        };
-        send_file(s, &record);
-    });
-}
-
-/// An SFTP OPEN that was refused (`refused`: by the policy or the
-/// confinement) or failed: one file event with the sentence.
-pub fn sftp_not_opened(direction: Direction, path: &[u8], refused: bool, sentence: &str) {
-    with_session(|s| {
-        s.errors += 1;
-        let record = FileRecord {
-            direction: Some(direction),
-            path: Some(path),
-            size: None,
-            bytes: None,
-            mode: None,
-            outcome: if refused {
+    let discarded = match &end {
+        SftpFileEnd::Discarded(e) => Some(e.to_string()),
+        _ => None,
+    };
+    let (outcome, error) = match &end {
+        SftpFileEnd::Done => (Outcome::Ok, None),
+        SftpFileEnd::Discarded(e) => (Outcome::of(e), discarded.as_deref()),
+        SftpFileEnd::Interrupted => (Outcome::Failed, Some(CONNECTION_LOST)),
+        SftpFileEnd::NotOpened { refused, sentence } => (
+            if *refused {
                 Outcome::Refused
             } else {
                 Outcome::Failed
             },
-            error: Some(sentence),
-            duration: None,
-            sha256: None,
-        };
-        send_file(s, &record);
-    });
-}
-
-/// The SFTP session ended with this upload still open: it was discarded.
-pub fn sftp_upload_interrupted(path: &[u8], size: u64, written: u64, duration: Duration) {
+            Some(*sentence),
+        ),
+    };
     with_session(|s| {
-        s.errors += 1;
+        if outcome == Outcome::Ok {
+            s.files += 1;
+            s.bytes = s
+                .bytes
+                .saturating_add(size_and_bytes.map_or(0, |(_, bytes)| bytes));
+        } else {
+            s.errors += 1;
+        }
         let record = FileRecord {
-            direction: Some(Direction::Upload),
+            direction: Some(direction),
             path: Some(path),
-            size: Some(size),
-            bytes: Some(written),
+            size: size_and_bytes.map(|(size, _)| size),
+            bytes: size_and_bytes.map(|(_, bytes)| bytes),
             mode: None,
-            outcome: Outcome::Failed,
-            error: Some(CONNECTION_LOST),
-            duration: Some(duration),
+            outcome,
+            error,
+            duration,
             sha256: None,
         };
         send_file(s, &record);

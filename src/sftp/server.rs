@@ -743,7 +743,12 @@ impl<W: Write + SessionStream> Server<W> {
                     audit::Direction::Download
                 };
                 let refused = matches!(fail, Fail::Said(StatusCode::PermissionDenied, _));
-                audit::sftp_not_opened(direction, path, refused, &fail.sentence());
+                let sentence = fail.sentence();
+                let end = audit::SftpFileEnd::NotOpened {
+                    refused,
+                    sentence: &sentence,
+                };
+                audit::sftp_file(direction, path, None, None, end);
                 return Err(fail);
             }
         };
@@ -1056,17 +1061,7 @@ impl<W: Write + SessionStream> Server<W> {
             return Err(Fail::Said(StatusCode::PermissionDenied, sentence));
         }
         let max = self.opts.limits.max_file_size;
-        let Some(file) = self.handles.file_mut(handle) else {
-            return Err(Fail::Code(StatusCode::Failure));
-        };
-        let FileData::Upload(slot) = &file.data else {
-            return Err(Fail::Os(Errno::EBADF));
-        };
-        if !file.writable {
-            return Err(Fail::Os(Errno::EBADF));
-        }
-        let append = file.append;
-        let slot = Rc::clone(slot);
+        let (slot, append) = self.upload_of(handle)?;
         {
             let mut guard = slot.borrow_mut();
             let guard = &mut *guard;
@@ -1087,6 +1082,22 @@ impl<W: Write + SessionStream> Server<W> {
             }
         }
         Ok((slot, append))
+    }
+
+    /// The upload a handle writes, and whether it appends: FAILURE for an
+    /// unknown handle, EBADF (NO_SUCH_FILE) for one not open for writing,
+    /// as write(2) on OpenSSH's descriptor would say.
+    fn upload_of(&mut self, handle: &[u8]) -> Result<(Rc<RefCell<UploadSlot>>, bool), Fail> {
+        let Some(file) = self.handles.file_mut(handle) else {
+            return Err(Fail::Code(StatusCode::Failure));
+        };
+        let FileData::Upload(slot) = &file.data else {
+            return Err(Fail::Os(Errno::EBADF));
+        };
+        if !file.writable {
+            return Err(Fail::Os(Errno::EBADF));
+        }
+        Ok((Rc::clone(slot), file.append))
     }
 
     fn write(&mut self, id: u32, handle: &[u8], offset: u64, data: &[u8]) -> Reply {
@@ -1115,7 +1126,13 @@ impl<W: Write + SessionStream> Server<W> {
                     FileData::Plain(fd) => {
                         if regular {
                             let size = fstat(&fd).map_or(0, |st| st.st_size as u64);
-                            audit::sftp_download(&path, size, bytes_read, started.elapsed());
+                            audit::sftp_file(
+                                audit::Direction::Download,
+                                &path,
+                                Some((size, bytes_read)),
+                                Some(started.elapsed()),
+                                audit::SftpFileEnd::Done,
+                            );
                         }
                         drop(fd);
                         self.ok(id)
@@ -1169,12 +1186,16 @@ impl<W: Write + SessionStream> Server<W> {
                 Ok(()) => upload.publish(self.opts.no_overwrite, self.opts.fsync, &path),
             },
         };
-        audit::sftp_upload(
+        let end = match &outcome {
+            Ok(()) => audit::SftpFileEnd::Done,
+            Err(e) => audit::SftpFileEnd::Discarded(e),
+        };
+        audit::sftp_file(
+            audit::Direction::Upload,
             &path,
-            size,
-            written,
-            started.elapsed(),
-            outcome.as_ref().err(),
+            Some((size, written)),
+            Some(started.elapsed()),
+            end,
         );
         match outcome {
             Ok(()) => {
@@ -1560,23 +1581,17 @@ impl<W: Write + SessionStream> Server<W> {
             Some(file) => (clone_data(&file.data)?, file.path.clone(), file.readable),
             None => return Err(Fail::Code(StatusCode::Failure)),
         };
-        let Some(target) = self.handles.file_mut(to) else {
-            return Err(Fail::Code(StatusCode::Failure));
-        };
-        if target.path == source_path {
-            return Err(Fail::Code(StatusCode::Failure));
+        match self.handles.file_mut(to) {
+            Some(target) if target.path == source_path => {
+                return Err(Fail::Code(StatusCode::Failure));
+            }
+            Some(_) => {}
+            None => return Err(Fail::Code(StatusCode::Failure)),
         }
         if !source_readable {
             return Err(Fail::Os(Errno::EBADF));
         }
-        let FileData::Upload(slot) = &target.data else {
-            return Err(Fail::Os(Errno::EBADF));
-        };
-        if !target.writable {
-            return Err(Fail::Os(Errno::EBADF));
-        }
-        let append = target.append;
-        let slot = Rc::clone(slot);
+        let (slot, append) = self.upload_of(to)?;
         match copy_between(&source, from_offset, len, &slot, to_offset, append, max)? {
             CopyEnd::Done => self.ok(id),
             CopyEnd::EndOfSource => Err(Fail::Code(StatusCode::Eof)),
@@ -1597,22 +1612,24 @@ impl<W: Write + SessionStream> Server<W> {
                                 let size = upload.len();
                                 let written = upload.written_bytes();
                                 upload.discard();
-                                audit::sftp_upload_interrupted(
+                                audit::sftp_file(
+                                    audit::Direction::Upload,
                                     &slot.path,
-                                    size,
-                                    written,
-                                    slot.started.elapsed(),
+                                    Some((size, written)),
+                                    Some(slot.started.elapsed()),
+                                    audit::SftpFileEnd::Interrupted,
                                 );
                             }
                         }
                     }
                     FileData::Plain(fd) if file.regular => {
                         let size = fstat(&fd).map_or(0, |st| st.st_size as u64);
-                        audit::sftp_download(
+                        audit::sftp_file(
+                            audit::Direction::Download,
                             &file.path,
-                            size,
-                            file.bytes_read,
-                            file.started.elapsed(),
+                            Some((size, file.bytes_read)),
+                            Some(file.started.elapsed()),
+                            audit::SftpFileEnd::Done,
                         );
                     }
                     FileData::Plain(_) => {}

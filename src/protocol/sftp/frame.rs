@@ -120,28 +120,11 @@ impl<R: Read> PacketReader<R> {
     /// The next packet's bytes (after its length field), or `None` at a
     /// clean end of stream between packets.
     pub fn next_packet(&mut self) -> Result<Option<&[u8]>, WireError> {
-        loop {
-            if let Some(length) = self.next_length() {
-                if length > MAX_PACKET {
-                    return Err(WireError::PacketTooLong { length });
-                }
-                if length == 0 {
-                    return Err(WireError::EmptyPacket);
-                }
-                if self.end - self.start >= 4 + length {
-                    let from = self.start + 4;
-                    self.start = from + length;
-                    return Ok(Some(&self.buf[from..from + length]));
-                }
-            }
-            if !self.fill()? {
-                let got = self.end - self.start;
-                if got == 0 {
-                    return Ok(None);
-                }
-                let expected = self.next_length().map_or(4, |n| n + 4);
-                return Err(WireError::TruncatedPacket { expected, got });
-            }
+        match self.next_frame(false)? {
+            Some(Frame::Packet(packet)) => Ok(Some(packet)),
+            // Not asked for: every packet arrives whole.
+            Some(Frame::WriteHeader(_)) => unreachable!("WRITE headers come only when asked for"),
+            None => Ok(None),
         }
     }
 
