@@ -17,7 +17,8 @@ use clap::Parser;
 pub const DEFAULT_OPENSSH_CLIENT: &str = "/usr/bin/scp.openssh";
 
 /// scp-server: the server side of SCP (what sshd runs as `scp -t` and
-/// `scp -f`), with atomic uploads and symlink-safe file handling.
+/// `scp -f`) and of SFTP (`--sftp`), with atomic uploads and symlink-safe
+/// file handling.
 ///
 /// Installed as /usr/bin/scp it serves scp sessions; run by a person without
 /// -t/-f, it hands the command line to the OpenSSH scp client.
@@ -26,7 +27,7 @@ pub const DEFAULT_OPENSSH_CLIENT: &str = "/usr/bin/scp.openssh";
     name = "scp-server",
     version,
     disable_help_subcommand = true,
-    override_usage = "scp-server [OPTIONS] [-prdv] -t TARGET      (receive; what sshd runs as `scp -t`)\n       scp-server [OPTIONS] [-prv] -f PATH...     (send; what sshd runs as `scp -f`)\n       scp-server [OPTIONS] SCP-CLIENT-ARGUMENTS  (runs the OpenSSH scp client)"
+    override_usage = "scp-server [OPTIONS] [-prdv] -t TARGET      (receive; what sshd runs as `scp -t`)\n       scp-server [OPTIONS] [-prv] -f PATH...     (send; what sshd runs as `scp -f`)\n       scp-server [OPTIONS] --sftp [SFTP-SERVER-OPTIONS]  (serve SFTP: sshd's Subsystem line)\n       scp-server [OPTIONS] SCP-CLIENT-ARGUMENTS  (runs the OpenSSH scp client)"
 )]
 pub struct AdminArgs {
     /// OpenSSH scp client to run when invoked as a client (no -t/-f)

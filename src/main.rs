@@ -25,7 +25,7 @@ use policy::Policy;
 use protocol::{MAX_RECORD_LINE, RecordReader};
 use scp_server::transfer::{DataPath, RawStdin, RawStdout, Throttle};
 
-const USAGE: &str = "usage: scp-server [-prdv] -t TARGET        (receive; run by sshd as `scp -t`)\n       scp-server [-prv] -f PATH...       (send; run by sshd as `scp -f`)\n       scp-server --help";
+const USAGE: &str = "usage: scp-server [-prdv] -t TARGET        (receive; run by sshd as `scp -t`)\n       scp-server [-prv] -f PATH...       (send; run by sshd as `scp -f`)\n       scp-server --sftp [-ehR] [-u UMASK] [-d DIR] [-P|-p REQUESTS]  (serve SFTP)\n       scp-server --help";
 
 fn main() -> ExitCode {
     let mut argv = std::env::args_os();
