@@ -500,6 +500,7 @@ fn sftp_options(
         mode_mask: if policy.allow_setid { 0o7777 } else { 0o777 },
         fsync: policy.fsync,
         limits: limits_of(policy),
+        max_depth: policy.max_depth,
         denied,
         deny_requests: flags.deny_requests.clone(),
         allow_requests: flags.allow_requests.clone(),

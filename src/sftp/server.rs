@@ -20,7 +20,7 @@ use nix::unistd::{UnlinkatFlags, ftruncate, unlinkat};
 use super::exit;
 use super::handles::{DirHandle, FileData, FileHandle, Handle, Handles, PendingKey, UploadSlot};
 use super::names::{NameCache, attrs_of};
-use super::paths::{self, dir_identity, link_target_stays_inside, parent_and_name};
+use super::paths::{self, dir_identity, parent_and_name};
 use crate::audit;
 use crate::confine::{
     DirFd, ResolveError, Scope, canonical_path, chmod_object, chown_object, normalize_rel,
@@ -61,6 +61,9 @@ pub struct SftpOptions {
     pub mode_mask: u32,
     pub fsync: bool,
     pub limits: Limits,
+    /// `max-depth`: directory levels a confined session may create below
+    /// its root (the root is level 0), as SCP counts below its target.
+    pub max_depth: usize,
     pub denied: DenyCheck,
     /// Requests refused by name (sftp-server's `-P`) and the only ones
     /// allowed (`-p`), in sftp-server's request names.
@@ -1275,6 +1278,7 @@ impl<W: Write + SessionStream> Server<W> {
     fn mkdir(&mut self, id: u32, path: &[u8], attrs: &Attrs) -> Reply {
         self.refuse_writes()?;
         self.check_denied(path)?;
+        self.check_depth(path)?;
         let (dir, name) = self.parent(path)?;
         let mode = self.allowed_mode(attrs.permissions.unwrap_or(0o777));
         let result = mkdirat(
@@ -1285,6 +1289,32 @@ impl<W: Write + SessionStream> Server<W> {
         .map_err(Fail::from);
         audit::sftp_operation("mkdir", path, None, result_text(&result));
         result.and_then(|()| self.ok(id))
+    }
+
+    /// A new directory at `path` must be within `max-depth` levels of the
+    /// root, counted on its parent's real path (symlinks and `..` resolved).
+    fn check_depth(&self, path: &[u8]) -> Result<(), Fail> {
+        if !self.scope.is_confined() {
+            return Ok(());
+        }
+        let parent = canonical_path(&self.scope, paths::parent_path(path))
+            .map_err(|e| Fail::resolve(path, e))?;
+        let depth = parent
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty())
+            .count()
+            + 1;
+        if depth > self.opts.max_depth {
+            return Err(Fail::Said(
+                StatusCode::PermissionDenied,
+                format!(
+                    "{}: refused: this account may nest directories at most {} levels deep",
+                    DisplayPath(path.to_vec()),
+                    self.opts.max_depth
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn rmdir(&mut self, id: u32, path: &[u8]) -> Reply {
@@ -1344,6 +1374,7 @@ impl<W: Write + SessionStream> Server<W> {
         self.check_denied(to)?;
         let (from_dir, from_name) = self.parent(from)?;
         let (to_dir, to_name) = self.parent(to)?;
+        self.check_moved_link(&from_dir, &from_name, to)?;
         let replace = posix && !self.opts.no_overwrite;
         let result = if replace {
             nix::fcntl::renameat(
@@ -1409,16 +1440,7 @@ impl<W: Write + SessionStream> Server<W> {
         self.refuse_writes()?;
         self.refuse_links(link)?;
         self.check_denied(link)?;
-        if self.scope.is_confined() && !link_target_stays_inside(&normalize_rel(link), target) {
-            return Err(Fail::Said(
-                StatusCode::PermissionDenied,
-                format!(
-                    "{}: a link to {} would lead out of this account's directory",
-                    DisplayPath(link.to_vec()),
-                    DisplayPath(target.to_vec())
-                ),
-            ));
-        }
+        self.check_link_target(link, target)?;
         let (dir, name) = self.parent(link)?;
         let result = nix::unistd::symlinkat(
             std::ffi::OsStr::from_bytes(target),
@@ -1430,6 +1452,63 @@ impl<W: Write + SessionStream> Server<W> {
         result.and_then(|()| self.ok(id))
     }
 
+    /// In a confined session a symlink the client makes must point
+    /// downward from its own directory (paths::target_points_downward) and
+    /// not through a symlink that leads out. The resolver never follows a
+    /// link out of the root; this keeps the tree free of such links for
+    /// whoever else reads it (an unconfined session, the admin's scripts).
+    fn check_link_target(&self, link: &[u8], target: &[u8]) -> Result<(), Fail> {
+        let Scope::Confined(root) = &self.scope else {
+            return Ok(());
+        };
+        let refusal = || {
+            Fail::Said(
+                StatusCode::PermissionDenied,
+                format!(
+                    "{}: a link to {} could lead out of this account's directory \
+                     (only a relative target below the link's directory, without \"..\", is allowed)",
+                    DisplayPath(link.to_vec()),
+                    DisplayPath(target.to_vec())
+                ),
+            )
+        };
+        if !paths::target_points_downward(target) {
+            return Err(refusal());
+        }
+        let parent = paths::parent_path(link);
+        let mut through =
+            canonical_path(&self.scope, parent).map_err(|e| Fail::resolve(link, e))?;
+        through.push(b'/');
+        through.extend_from_slice(target);
+        match root.open_beneath(&through, OFlag::O_PATH, true) {
+            Err(ResolveError::Escapes { .. }) => Err(refusal()),
+            // A dangling target is allowed, as OpenSSH allows it: whatever
+            // appears there later is made beneath the root.
+            _ => Ok(()),
+        }
+    }
+
+    /// RENAME and hardlink give a symlink a new place, which changes what
+    /// a relative target means: the target must pass check_link_target
+    /// from there. Other files are not looked at.
+    fn check_moved_link(
+        &self,
+        from_dir: &OwnedFd,
+        from_name: &[u8],
+        to: &[u8],
+    ) -> Result<(), Fail> {
+        if !self.scope.is_confined() {
+            return Ok(());
+        }
+        let name = std::ffi::OsStr::from_bytes(from_name);
+        match nix::fcntl::readlinkat(from_dir, name) {
+            Ok(target) => self.check_link_target(to, target.as_bytes()),
+            // Not a symlink (EINVAL) or not there: the request itself
+            // answers as for any file.
+            Err(_) => Ok(()),
+        }
+    }
+
     /// hardlink@openssh.com: like link(2), a symlink at `from` is linked
     /// itself, not followed.
     fn hardlink(&mut self, id: u32, from: &[u8], to: &[u8]) -> Reply {
@@ -1439,6 +1518,7 @@ impl<W: Write + SessionStream> Server<W> {
         self.check_denied(to)?;
         let (from_dir, from_name) = self.parent(from)?;
         let (to_dir, to_name) = self.parent(to)?;
+        self.check_moved_link(&from_dir, &from_name, to)?;
         let result = nix::unistd::linkat(
             &from_dir,
             std::ffi::OsStr::from_bytes(&from_name),
