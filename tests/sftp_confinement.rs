@@ -270,3 +270,228 @@ fn symlinks_planted_in_the_root_leading_out_are_refused_by_every_request() {
         assert_outside_untouched(&sandbox, &before);
     }
 }
+
+fn upload(session: &mut Session, path: &str, data: &[u8]) -> Reply {
+    let reply = session.open(
+        path,
+        pflags::WRITE | pflags::CREAT | pflags::TRUNC,
+        &Attrs::none(),
+    );
+    let Reply::Handle(handle) = reply else {
+        return reply;
+    };
+    let written = session.write(&handle, 0, data);
+    let closed = session.close(&handle);
+    if written.status_code() != Some(status::OK) {
+        return written;
+    }
+    closed
+}
+
+#[test]
+fn client_symlinks_point_downward_only_and_a_planted_escape_under_a_dangling_link_is_refused() {
+    for resolver in RESOLVERS {
+        println!("--- resolver {resolver}");
+        let sandbox = sandbox();
+        let before = beside_root(&sandbox);
+        let mut s = launch(&sandbox, resolver, &["--allow-links"]);
+        s.symlink("x", "/down").expect_ok();
+        assert_eq!(
+            fs::read_link(sandbox.path("dst/down")).unwrap().as_os_str(),
+            "x"
+        );
+        assert_eq!(read_file(&mut s, "/down"), b"inside x\n", "{resolver}");
+        let absolute = sandbox.path("secret");
+        for target in [absolute.to_str().unwrap(), "/x", "../secret", "sub/../x"] {
+            let reply = s.symlink(target, "/bad");
+            assert_refused(&reply, target);
+            assert!(
+                fs::symlink_metadata(sandbox.path("dst/bad")).is_err(),
+                "{resolver}: {target} made a link"
+            );
+        }
+        // A dangling downward link, then an attacker with filesystem access
+        // plants an escaping symlink at its target's first component.
+        s.symlink("later/f", "/dangling").expect_ok();
+        sandbox.symlink("dst/later", "../outside");
+        let reply = s.open("/dangling", pflags::READ, &Attrs::none());
+        assert_refused(&reply, "open through the planted link");
+        let reply = s.open("/dangling", pflags::WRITE | pflags::TRUNC, &Attrs::none());
+        assert_refused(&reply, "write through the planted link");
+        let reply = s.stat("/dangling");
+        assert_refused(&reply, "stat through the planted link");
+        // hardlink of a file outside through an escaping path.
+        assert_refused(&s.hardlink("/later/f", "/hl"), "hardlink");
+        assert!(!sandbox.path("dst/hl").exists());
+        end(s, resolver);
+        assert_outside_untouched(&sandbox, &before);
+
+        // Restricted without --allow-links: no client symlinks at all.
+        let mut s = launch(&sandbox, resolver, &[]);
+        assert_refused(&s.symlink("x", "/down2"), "SYMLINK without --allow-links");
+        assert!(fs::symlink_metadata(sandbox.path("dst/down2")).is_err());
+        end(s, resolver);
+    }
+}
+
+#[test]
+fn rename_out_onto_a_denied_name_or_of_an_escaping_symlink_is_refused() {
+    for resolver in RESOLVERS {
+        println!("--- resolver {resolver}");
+        let sandbox = sandbox();
+        sandbox.symlink("dst/out", "../outside");
+        let before = beside_root(&sandbox);
+        let mut s = launch(&sandbox, resolver, &["--deny", "*.key"]);
+        assert_refused(&s.rename("/x", "/out/x"), "rename into a link out");
+        assert_refused(&s.rename("/x", "/a.key"), "rename onto a denied name");
+        assert_refused(&s.posix_rename("/x", "/b.key"), "posix-rename denied");
+        assert_refused(&upload(&mut s, "/c.key", b"k"), "upload denied");
+        // Moving the escaping link itself: it must still not lead out.
+        s.mkdir("/deeper", &Attrs::none()).expect_ok();
+        let reply = s.rename("/out", "/deeper/out");
+        if reply.status_code() == Some(status::OK) {
+            assert_refused(
+                &s.open("/deeper/out/f", pflags::READ, &Attrs::none()),
+                "moved link",
+            );
+        }
+        assert_eq!(fs::read(sandbox.path("dst/x")).unwrap(), b"inside x\n");
+        for name in ["a.key", "b.key", "c.key"] {
+            assert!(!sandbox.path("dst").join(name).exists(), "{name}");
+        }
+        end(s, resolver);
+        assert_outside_untouched(&sandbox, &before);
+    }
+}
+
+#[test]
+fn opening_a_fifo_or_a_socket_for_reading_does_not_hang() {
+    for resolver in RESOLVERS {
+        println!("--- resolver {resolver}");
+        let sandbox = sandbox();
+        sandbox.fifo("dst/fifo", 0o644).socket("dst/sock");
+        let root = sandbox.path("dst");
+        let mut s = Launch::new(Server::Ours)
+            .args(&["--root", root.to_str().unwrap(), "--resolver", resolver])
+            .user(NOBODY.0, NOBODY.1)
+            .timeout(Duration::from_secs(5))
+            .start();
+        for path in ["/fifo", "/sock"] {
+            let reply = s.open(path, pflags::READ, &Attrs::none());
+            println!("{resolver}: OPEN {path} -> {reply:?}");
+            assert_refused(&reply, path);
+        }
+        end(s, resolver);
+    }
+}
+
+#[test]
+fn every_policy_key_applies_over_sftp() {
+    for resolver in RESOLVERS {
+        println!("--- resolver {resolver}");
+        let sandbox = sandbox();
+        sandbox.dir("dst/d", 0o755).symlink("dst/lnk", "x");
+
+        let mut s = launch(&sandbox, resolver, &["--read-only"]);
+        assert_eq!(read_file(&mut s, "/x"), b"inside x\n");
+        for reply in [
+            s.open("/x", pflags::WRITE, &Attrs::none()),
+            s.open("/n", pflags::WRITE | pflags::CREAT, &Attrs::none()),
+            s.remove("/x"),
+            s.mkdir("/m", &Attrs::none()),
+            s.rmdir("/d"),
+            s.rename("/x", "/y"),
+            s.setstat("/x", &Attrs::perms(0o600)),
+        ] {
+            reply.expect_status(status::PERMISSION_DENIED);
+        }
+        end(s, resolver);
+        assert_eq!(fs::read(sandbox.path("dst/x")).unwrap(), b"inside x\n");
+        assert!(!sandbox.path("dst/n").exists() && !sandbox.path("dst/m").exists());
+
+        let mut s = launch(&sandbox, resolver, &["--write-only"]);
+        s.open("/x", pflags::READ, &Attrs::none())
+            .expect_status(status::PERMISSION_DENIED);
+        s.opendir("/").expect_status(status::PERMISSION_DENIED);
+        upload(&mut s, "/up", b"uploaded\n").expect_ok();
+        end(s, resolver);
+        assert_eq!(fs::read(sandbox.path("dst/up")).unwrap(), b"uploaded\n");
+
+        let mut s = launch(&sandbox, resolver, &["--no-overwrite"]);
+        assert_refused(&upload(&mut s, "/x", b"clobber"), "no-overwrite");
+        upload(&mut s, "/fresh", b"new\n").expect_ok();
+        end(s, resolver);
+        assert_eq!(fs::read(sandbox.path("dst/x")).unwrap(), b"inside x\n");
+
+        let mut s = launch(&sandbox, resolver, &["--no-symlinks"]);
+        assert_refused(&s.open("/lnk", pflags::READ, &Attrs::none()), "no-symlinks");
+        end(s, resolver);
+
+        let mut s = launch(&sandbox, resolver, &["--max-file-size", "10"]);
+        let handle = s
+            .open(
+                "/big",
+                pflags::WRITE | pflags::CREAT | pflags::TRUNC,
+                &Attrs::none(),
+            )
+            .expect_handle();
+        assert_refused(&s.write(&handle, 0, b"eleven bytes"), "max-file-size");
+        let _ = s.close(&handle);
+        upload(&mut s, "/small", b"ten bytes.").expect_ok();
+        end(s, resolver);
+        assert!(
+            !sandbox.path("dst/big").exists(),
+            "over-size upload published"
+        );
+        assert_eq!(fs::read(sandbox.path("dst/small")).unwrap(), b"ten bytes.");
+
+        let mut s = launch(&sandbox, resolver, &["--umask", "077"]);
+        let handle = s
+            .open(
+                "/masked",
+                pflags::WRITE | pflags::CREAT,
+                &Attrs::perms(0o666),
+            )
+            .expect_handle();
+        s.close(&handle).expect_ok();
+        s.mkdir("/maskdir", &Attrs::perms(0o777)).expect_ok();
+        end(s, resolver);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &str| fs::metadata(sandbox.path(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("dst/masked"), 0o600, "{resolver}");
+        assert_eq!(mode("dst/maskdir"), 0o700, "{resolver}");
+    }
+}
+
+fn kill_session(session: Session) {
+    let pid = nix::unistd::Pid::from_raw(session.pid() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    let finished = session.wait_exit();
+    assert_eq!(finished.signal(), Some(9), "{}", finished.stderr_text());
+}
+
+#[test]
+fn a_session_killed_before_close_publishes_nothing() {
+    for resolver in RESOLVERS {
+        println!("--- resolver {resolver}");
+        let sandbox = sandbox();
+        let mut s = launch(&sandbox, resolver, &[]);
+        let handle = s
+            .open("/x", pflags::WRITE | pflags::TRUNC, &Attrs::none())
+            .expect_handle();
+        s.write(&handle, 0, b"half of a new ver").expect_ok();
+        kill_session(s);
+        assert_eq!(fs::read(sandbox.path("dst/x")).unwrap(), b"inside x\n");
+
+        let mut s = launch(&sandbox, resolver, &[]);
+        let handle = s
+            .open("/new", pflags::WRITE | pflags::CREAT, &Attrs::none())
+            .expect_handle();
+        s.write(&handle, 0, b"partial").expect_ok();
+        kill_session(s);
+        assert!(
+            fs::symlink_metadata(sandbox.path("dst/new")).is_err(),
+            "{resolver}: a killed upload left the name"
+        );
+    }
+}
