@@ -495,3 +495,156 @@ fn a_session_killed_before_close_publishes_nothing() {
         );
     }
 }
+
+/// The server's peak resident set (VmHWM of /proc/PID/status), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+/// limits@openssh.com: max packet, read, write lengths and open handles.
+fn limits(session: &mut Session) -> [u64; 4] {
+    let body = session.limits().expect_extended();
+    let mut reader = sftp_support::Reader::new(&body);
+    [reader.u64(), reader.u64(), reader.u64(), reader.u64()]
+}
+
+const MIB: u64 = 1024;
+
+#[test]
+fn a_read_of_four_gib_gets_at_most_the_advertised_read_length() {
+    for resolver in RESOLVERS {
+        let sandbox = sandbox();
+        sandbox.file("dst/large", &vec![7u8; 3 << 20], 0o644);
+        let mut s = launch(&sandbox, resolver, &[]);
+        let [_, max_read, _, _] = limits(&mut s);
+        assert!(max_read > 0 && max_read <= 261_120, "max read {max_read}");
+        let handle = s
+            .open("/large", pflags::READ, &Attrs::none())
+            .expect_handle();
+        let data = s.read(&handle, 0, u32::MAX).expect_data();
+        assert!(
+            !data.is_empty() && data.len() as u64 <= max_read,
+            "{}",
+            data.len()
+        );
+        s.close(&handle).expect_ok();
+        let rss = peak_rss_kib(s.pid());
+        println!(
+            "{resolver}: READ 0xFFFFFFFF -> {} bytes, peak RSS {rss} KiB",
+            data.len()
+        );
+        assert!(rss < 64 * MIB, "peak RSS {rss} KiB");
+        end(s, resolver);
+    }
+}
+
+#[test]
+fn ten_thousand_opens_are_refused_with_a_status_and_the_session_goes_on() {
+    let sandbox = sandbox();
+    let mut s = launch(&sandbox, "openat2", &[]);
+    let [_, _, _, advertised] = limits(&mut s);
+    let mut handles = Vec::new();
+    let refusal = loop {
+        match s.open("/x", pflags::READ, &Attrs::none()) {
+            Reply::Handle(h) => handles.push(h),
+            other => break other,
+        }
+        assert!(handles.len() <= 10_000, "10,000 handles open, no refusal");
+    };
+    println!(
+        "open handles before refusal: {} (limits@openssh.com: {advertised}); refusal {refusal:?}",
+        handles.len()
+    );
+    assert_refused(&refusal, "open past the limit");
+    if advertised != 0 {
+        assert_eq!(handles.len() as u64, advertised);
+    }
+    s.close(&handles.pop().unwrap()).expect_ok();
+    let h = s.open("/x", pflags::READ, &Attrs::none()).expect_handle();
+    assert_eq!(s.read_all(&h, 4096).unwrap(), b"inside x\n");
+    for h in handles.iter().chain([&h]) {
+        s.close(h).expect_ok();
+    }
+    end(s, "openat2");
+}
+
+#[test]
+fn listing_a_directory_of_100000_entries_keeps_the_server_small() {
+    let sandbox = sandbox();
+    sandbox.dir("dst/many", 0o755);
+    let dir = sandbox.path("dst/many");
+    for i in 0..100_000 {
+        fs::File::create(dir.join(format!("entry-{i:06}"))).unwrap();
+    }
+    let mut s = launch(&sandbox, "openat2", &[]);
+    let names = s.list_dir("/many").expect("READDIR to the end");
+    let files = names
+        .iter()
+        .filter(|n| n.name.starts_with(b"entry-"))
+        .count();
+    assert_eq!(files, 100_000);
+    let rss = peak_rss_kib(s.pid());
+    println!("100,000-entry listing: peak RSS of the server {rss} KiB");
+    assert!(rss < 64 * MIB, "peak RSS {rss} KiB");
+    end(s, "openat2");
+}
+
+/// tests/confinement_race.rs over SFTP: a thread swaps a directory in the
+/// root with a symlink leading out while the session works beneath it.
+#[test]
+fn swapping_a_directory_for_an_escaping_symlink_never_reaches_outside() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    for resolver in RESOLVERS {
+        println!("--- resolver {resolver}");
+        let sandbox = sandbox();
+        sandbox
+            .dir("dst/swap", 0o777)
+            .file("dst/swap/f", b"inside f\n", 0o666);
+        let before = beside_root(&sandbox);
+        let stop = Arc::new(AtomicBool::new(false));
+        let swap = sandbox.path("dst/swap");
+        let parked = sandbox.path("dst/parked");
+        let swapper = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut swaps = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    fs::rename(&swap, &parked).unwrap();
+                    std::os::unix::fs::symlink("../outside", &swap).unwrap();
+                    std::thread::yield_now();
+                    fs::remove_file(&swap).unwrap();
+                    fs::rename(&parked, &swap).unwrap();
+                    swaps += 1;
+                }
+                swaps
+            })
+        };
+        let mut s = launch(&sandbox, resolver, &[]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        let mut rounds = 0;
+        while std::time::Instant::now() < deadline {
+            let reply = s.open("/swap/f", pflags::READ, &Attrs::none());
+            if let Reply::Handle(h) = &reply {
+                let data = s.read(h, 0, 4096);
+                assert_no_secret(&data, "READ under the swap");
+                s.close(h).expect_ok();
+            }
+            let _ = s.stat("/swap/f");
+            let _ = upload(&mut s, "/swap/new", b"raced\n");
+            let _ = s.setstat("/swap/f", &Attrs::perms(0o600));
+            let _ = s.remove("/swap/new");
+            rounds += 1;
+        }
+        stop.store(true, Ordering::Relaxed);
+        let swaps = swapper.join().unwrap();
+        println!("{resolver}: {rounds} rounds, {swaps} swaps");
+        end(s, resolver);
+        assert_outside_untouched(&sandbox, &before);
+    }
+}
