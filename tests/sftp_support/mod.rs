@@ -443,6 +443,7 @@ pub struct Launch {
     cwd: Option<PathBuf>,
     env: Vec<(OsString, OsString)>,
     timeout: Duration,
+    file_size_limit: Option<u64>,
 }
 
 impl Launch {
@@ -454,6 +455,7 @@ impl Launch {
             cwd: None,
             env: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
+            file_size_limit: None,
         }
     }
 
@@ -485,6 +487,13 @@ impl Launch {
         self
     }
 
+    /// RLIMIT_FSIZE for the server (soft and hard), set in the child
+    /// before exec: a write past it fails with EFBIG (and raises SIGXFSZ).
+    pub fn file_size_limit(mut self, bytes: u64) -> Launch {
+        self.file_size_limit = Some(bytes);
+        self
+    }
+
     /// Starts the server without saying anything to it.
     pub fn spawn(self) -> Session {
         let mut command = Command::new(self.server.program());
@@ -505,6 +514,20 @@ impl Launch {
         if let Some((uid, gid)) = self.ids {
             // std drops the supplementary groups when root sets a uid.
             command.uid(uid).gid(gid);
+        }
+        if let Some(limit) = self.file_size_limit {
+            // SAFETY: setrlimit is async-signal-safe and touches nothing
+            // shared with the parent.
+            unsafe {
+                command.pre_exec(move || {
+                    nix::sys::resource::setrlimit(
+                        nix::sys::resource::Resource::RLIMIT_FSIZE,
+                        limit,
+                        limit,
+                    )
+                    .map_err(std::io::Error::from)
+                });
+            }
         }
         let mut child = command
             .spawn()
