@@ -249,7 +249,7 @@ fn symlinks_planted_in_the_root_leading_out_are_refused_by_every_request() {
                 s.readlink(&file),
             ] {
                 assert_no_secret(&reply, &file);
-                assert_refused(&reply, &file);
+                reply.expect_status(status::PERMISSION_DENIED);
             }
             let reply = s.statvfs(link);
             assert_no_secret(&reply, link);
@@ -262,7 +262,7 @@ fn symlinks_planted_in_the_root_leading_out_are_refused_by_every_request() {
                 s.setstat(link, &Attrs::perms(0o600)),
             ] {
                 assert_no_secret(&reply, link);
-                assert_refused(&reply, link);
+                reply.expect_status(status::PERMISSION_DENIED);
             }
         }
         assert!(!sandbox.path("dst/got").exists(), "{resolver}");
@@ -379,7 +379,7 @@ fn opening_a_fifo_or_a_socket_for_reading_does_not_hang() {
         for path in ["/fifo", "/sock"] {
             let reply = s.open(path, pflags::READ, &Attrs::none());
             println!("{resolver}: OPEN {path} -> {reply:?}");
-            assert_refused(&reply, path);
+            reply.expect_status(status::PERMISSION_DENIED);
         }
         end(s, resolver);
     }
