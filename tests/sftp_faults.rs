@@ -299,6 +299,42 @@ fn refused_changes(s: &mut Session, mode: Mode, expected: u32, text: &str) {
     }
 }
 
+/// The client gets OpenSSH's generic message; the audit trail keeps the
+/// system's own reason.
+#[test]
+fn the_audit_trail_names_the_reason_of_a_full_disk() {
+    if !have_root() {
+        return;
+    }
+    let sandbox = Sandbox::new(User::Nobody);
+    let Some(_tmpfs) = Tmpfs::mount(&sandbox.path("dst"), "1m") else {
+        return;
+    };
+    sandbox.file("dst/f", OLD, 0o644);
+    let log = sandbox.path("audit.jsonl");
+    let dst = sandbox.path("dst");
+    let mut s = Launch::new(Server::Ours)
+        .args(&[
+            std::ffi::OsString::from("--root"),
+            dst.clone().into_os_string(),
+            "--log".into(),
+            format!("json:{}", log.display()).into(),
+        ])
+        .user(NOBODY.0, NOBODY.1)
+        .cwd(sandbox.root())
+        .timeout(Duration::from_secs(30))
+        .start();
+    failing_upload(&mut s, Mode::Rooted, "new", &payload(BIG), "Failure");
+    let finished = s.finish();
+    assert_eq!(finished.code(), Some(0), "{}", finished.stderr_text());
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("No space left on device"),
+        "audit log lacks the reason:\n{text}"
+    );
+    assert_old_intact_new_absent(&sandbox, "audit ENOSPC");
+}
+
 #[test]
 fn read_only_filesystem_is_a_status_and_the_session_goes_on() {
     if !have_root() {
