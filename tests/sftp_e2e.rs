@@ -13,7 +13,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sshd::{PrivateSshd, SshdOptions, unavailable};
+use sshd::{Outcome, PrivateSshd, ScratchDir, SshdOptions, unavailable};
+
+const REFERENCE_SFTP_SERVER: &str = "/usr/lib/openssh/sftp-server";
 
 fn our_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_scp-server"))
@@ -369,4 +371,257 @@ fn scp_sftp_mode_64_mib_file_round_trips_unchanged() {
     ]);
     sshd.expect_success(&out);
     assert!(read(&local.join("back")) == content, "download differs");
+}
+
+// ---------------------------------------------------------------------------
+// sftp -b
+
+/// `sftp -b` with `lcd LOCAL` first, so local names are relative to it.
+fn batch(sshd: &PrivateSshd, local: &Path, commands: &str) -> Outcome {
+    let user = sshd.login().name.clone();
+    sshd.sftp_batch(&user, &format!("lcd \"{}\"\n{commands}", local.display()))
+}
+
+#[test]
+fn sftp_batch_put_and_get_with_and_without_p_and_overwrite() {
+    let Some(sshd) = start_ours() else { return };
+    let work = sshd.work_dir();
+    let local = dir(work.join("local"));
+    let remote = dir(work.join("remote"));
+    let r = remote.display();
+    fs::write(local.join("a"), pseudo_random(33_333, 4)).unwrap();
+    fs::write(local.join("p"), b"preserved up\n").unwrap();
+    set_mode(&local.join("p"), 0o710);
+    set_mtime(&local.join("p"), past_time(20));
+    fs::write(remote.join("b"), b"remote b\n").unwrap();
+    fs::write(remote.join("q"), b"preserved down\n").unwrap();
+    set_mode(&remote.join("q"), 0o602);
+    set_mtime(&remote.join("q"), past_time(21));
+    fs::write(remote.join("big"), pseudo_random(40_000, 5)).unwrap();
+    fs::write(local.join("small"), b"new\n").unwrap();
+    let out = batch(
+        &sshd,
+        &local,
+        &format!("put a {r}/a\nget {r}/b b\nput -p p {r}/p\nget -p {r}/q q\nput small {r}/big\n"),
+    );
+    sshd.expect_success(&out);
+    assert_eq!(read(&remote.join("a")), pseudo_random(33_333, 4));
+    assert_eq!(read(&local.join("b")), b"remote b\n");
+    assert_eq!(read(&remote.join("p")), b"preserved up\n");
+    assert_eq!(mode_of(&remote.join("p")), 0o710);
+    assert_eq!(mtime_of(&remote.join("p")), seconds(past_time(20)));
+    assert_eq!(read(&local.join("q")), b"preserved down\n");
+    assert_eq!(mode_of(&local.join("q")), 0o602);
+    assert_eq!(mtime_of(&local.join("q")), seconds(past_time(21)));
+    assert_eq!(read(&remote.join("big")), b"new\n");
+}
+
+#[test]
+fn sftp_batch_put_r_and_get_r_copy_a_tree_both_ways() {
+    let Some(sshd) = start_ours() else { return };
+    let work = sshd.work_dir();
+    let local = dir(work.join("local"));
+    let source = dir(local.join("tree"));
+    build_tree(&source);
+    let remote = dir(work.join("remote"));
+    let back = dir(work.join("back"));
+    let r = remote.display();
+    let out = batch(
+        &sshd,
+        &local,
+        &format!(
+            "put -r -p tree {r}/tree\nlcd {}\nget -r -p {r}/tree tree\n",
+            back.display()
+        ),
+    );
+    sshd.expect_success(&out);
+    assert_eq!(
+        snapshot(&remote.join("tree"), true),
+        snapshot(&source, true)
+    );
+    assert_eq!(snapshot(&back.join("tree"), true), snapshot(&source, true));
+}
+
+#[test]
+fn sftp_batch_rename_rm_mkdir_rmdir_chmod_symlink_ls_and_df() {
+    let Some(sshd) = start_ours() else { return };
+    let work = sshd.work_dir();
+    let local = dir(work.join("local"));
+    let remote = dir(work.join("remote"));
+    let r = remote.display();
+    fs::write(local.join("one"), b"1\n").unwrap();
+    fs::write(local.join("two"), b"2\n").unwrap();
+    let out = batch(
+        &sshd,
+        &local,
+        &format!(
+            "put one {r}/one\nput two {r}/two\nmkdir {r}/made\nmkdir {r}/gone\nrmdir {r}/gone\n\
+             rename {r}/one {r}/made/renamed\nrm {r}/two\nput two {r}/kept\nchmod 640 {r}/kept\n\
+             ln -s kept {r}/link\nls -l {r}\nls -l {r}/made\ndf {r}\n"
+        ),
+    );
+    sshd.expect_success(&out);
+    assert_eq!(read(&remote.join("made/renamed")), b"1\n");
+    assert!(!remote.join("one").exists());
+    assert!(!remote.join("two").exists());
+    assert!(!remote.join("gone").exists());
+    assert!(remote.join("made").is_dir());
+    assert_eq!(mode_of(&remote.join("kept")), 0o640);
+    assert_eq!(
+        fs::read_link(remote.join("link")).unwrap(),
+        Path::new("kept")
+    );
+    let listing = out.stdout_text();
+    for name in ["made", "kept", "link", "renamed"] {
+        assert!(listing.contains(name), "ls -l lacks {name}\n{out}");
+    }
+    assert!(
+        listing.contains("-rw-r-----"),
+        "ls -l lacks kept's mode\n{out}"
+    );
+    // df prints a header with "Size" and one line of figures (statvfs).
+    assert!(
+        listing.contains("Size") && listing.contains("Avail"),
+        "df\n{out}"
+    );
+}
+
+#[test]
+fn sftp_batch_reput_and_reget_resume_from_the_partial_file() {
+    let Some(sshd) = start_ours() else { return };
+    let work = sshd.work_dir();
+    let local = dir(work.join("local"));
+    let remote = dir(work.join("remote"));
+    let r = remote.display();
+    let up = pseudo_random(200_000, 11);
+    let down = pseudo_random(150_000, 12);
+    fs::write(local.join("up"), &up).unwrap();
+    fs::write(remote.join("up"), &up[..100_000]).unwrap();
+    fs::write(remote.join("down"), &down).unwrap();
+    fs::write(local.join("down"), &down[..75_000]).unwrap();
+    let out = batch(
+        &sshd,
+        &local,
+        &format!("reput up {r}/up\nreget {r}/down down\n"),
+    );
+    sshd.expect_success(&out);
+    assert!(read(&remote.join("up")) == up, "reput result differs");
+    assert!(read(&local.join("down")) == down, "reget result differs");
+}
+
+// ---------------------------------------------------------------------------
+// The same batch against OpenSSH's sftp-server
+
+/// Runs one batch in a fresh sshd with the given subsystem, in a remote tree
+/// seeded with one file; returns the exit code and the resulting tree (local
+/// and remote, modes left out: they follow the process umask of each server).
+fn run_case(program: &Path, args: &str, commands: &str) -> Option<(Option<i32>, String)> {
+    let sshd = start_with_subsystem(program, args)?;
+    let work = sshd.work_dir();
+    let local = dir(work.join("local"));
+    let remote = dir(work.join("remote"));
+    fs::write(local.join("up.txt"), b"uploaded\n").unwrap();
+    fs::write(remote.join("seed.txt"), b"seed\n").unwrap();
+    let commands = commands.replace("REMOTE", &remote.display().to_string());
+    let out = batch(&sshd, &local, &commands);
+    assert!(!out.timed_out, "{out}");
+    let mut listing = out
+        .stdout_text()
+        .replace(&remote.display().to_string(), "REMOTE")
+        .replace(&local.display().to_string(), "LOCAL");
+    // `ls -1` prints names only, so owners and dates are not compared.
+    listing.retain(|c| c != '\r');
+    let strip = |m: BTreeMap<PathBuf, String>| -> String {
+        m.into_iter()
+            .map(|(k, v)| format!("{} {}\n", k.display(), v.split(" mode ").next().unwrap()))
+            .collect()
+    };
+    Some((
+        out.exit_code(),
+        format!(
+            "remote:\n{}local:\n{}stdout:\n{listing}",
+            strip(snapshot(&remote, false)),
+            strip(snapshot(&local, false))
+        ),
+    ))
+}
+
+#[test]
+fn sftp_batch_gives_the_same_outcome_as_openssh_sftp_server() {
+    let cases = [
+        "put up.txt REMOTE/up.txt\nget REMOTE/seed.txt got.txt\nls -1 REMOTE\n",
+        "mkdir REMOTE/d\nrename REMOTE/seed.txt REMOTE/d/moved.txt\nls -1 REMOTE/d\n",
+        "rm REMOTE/seed.txt\nls -1 REMOTE\n",
+        "put up.txt REMOTE/no/such/dir/up.txt\nls -1 REMOTE\n",
+        "-get REMOTE/missing got\n-rm REMOTE/missing\nmkdir REMOTE/seed.txt\n",
+        "rename REMOTE/seed.txt REMOTE/d/x\n",
+    ];
+    if !Path::new(REFERENCE_SFTP_SERVER).exists() {
+        unavailable::<()>("OpenSSH's sftp-server is missing (install openssh-server)");
+        return;
+    }
+    let mut failures = 0;
+    for case in cases {
+        let Some(ours) = run_case(&our_binary(), "--sftp", case) else {
+            return;
+        };
+        let Some(reference) = run_case(Path::new(REFERENCE_SFTP_SERVER), "", case) else {
+            return;
+        };
+        assert_eq!(ours, reference, "batch:\n{case}");
+        if ours.0 != Some(0) {
+            failures += 1;
+        }
+    }
+    // The last three batches each end in a failing command.
+    assert_eq!(failures, 3, "failing batches compared");
+}
+
+// ---------------------------------------------------------------------------
+// Restricted subsystems
+
+#[test]
+fn sftp_write_only_root_accepts_put_and_refuses_get_and_ls() {
+    let root = ScratchDir::new("sftp-e2e-root").unwrap();
+    let args = format!("--sftp --root {} --write-only", root.path().display());
+    let Some(sshd) = start_with_subsystem(&our_binary(), &args) else {
+        return;
+    };
+    let local = dir(sshd.work_dir().join("local"));
+    fs::write(local.join("up"), b"write only\n").unwrap();
+    fs::write(root.path().join("secret"), b"not readable\n").unwrap();
+    let out = batch(&sshd, &local, "put up /up\n");
+    sshd.expect_success(&out);
+    // "/" is the root: the file lands inside it, proving the subsystem is
+    // ours with its flags.
+    assert_eq!(read(&root.path().join("up")), b"write only\n");
+
+    let out = batch(&sshd, &local, "get /secret got\n");
+    sshd.expect_failure(&out);
+    assert!(!local.join("got").exists());
+    let out = batch(&sshd, &local, "ls /\n");
+    sshd.expect_failure(&out);
+    assert!(!out.stdout_text().contains("secret"), "{out}");
+}
+
+#[test]
+fn sftp_read_only_root_allows_get_and_refuses_put_creating_nothing() {
+    let root = ScratchDir::new("sftp-e2e-root").unwrap();
+    let args = format!("--sftp --root {} --read-only", root.path().display());
+    let Some(sshd) = start_with_subsystem(&our_binary(), &args) else {
+        return;
+    };
+    let local = dir(sshd.work_dir().join("local"));
+    fs::write(local.join("up"), b"refused\n").unwrap();
+    fs::write(root.path().join("file"), b"readable\n").unwrap();
+    let before = snapshot(root.path(), true);
+    let out = batch(&sshd, &local, "get /file got\nls /\n");
+    sshd.expect_success(&out);
+    assert_eq!(read(&local.join("got")), b"readable\n");
+    assert!(out.stdout_text().contains("file"), "{out}");
+    for command in ["put up /up", "mkdir /d", "rm /file", "rename /file /moved"] {
+        let out = batch(&sshd, &local, &format!("{command}\n"));
+        sshd.expect_failure(&out);
+    }
+    assert_eq!(snapshot(root.path(), true), before);
 }
