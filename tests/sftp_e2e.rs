@@ -625,3 +625,23 @@ fn sftp_read_only_root_allows_get_and_refuses_put_creating_nothing() {
     }
     assert_eq!(snapshot(root.path(), true), before);
 }
+
+/// Control for every scp case above: without a Subsystem line the same
+/// client command fails, so those cases did go through SFTP, not `scp -t`.
+#[test]
+fn scp_without_o_needs_the_sftp_subsystem() {
+    let Some(sshd) = PrivateSshd::start(&our_binary()) else {
+        return;
+    };
+    let user = sshd.login().name.clone();
+    let work = sshd.work_dir();
+    let local = dir(work.join("local"));
+    let remote = dir(work.join("remote"));
+    fs::write(local.join("f"), b"x\n").unwrap();
+    let out = sshd.scp_over_sftp([
+        local.join("f").into_os_string(),
+        sshd.remote(&user, remote.join("f")),
+    ]);
+    sshd.expect_failure(&out);
+    assert!(!remote.join("f").exists());
+}
