@@ -13,7 +13,7 @@ set -euo pipefail
 seconds="${1:-600}"
 jobs="${JOBS:-1}"
 sanitizer="${SANITIZER:-address}"
-targets=(record_parser sink command_parser)
+targets=(record_parser sink command_parser sftp_packet sftp_server)
 cd "$(dirname "$0")/.."
 
 if [ "$sanitizer" != none ]; then
@@ -22,7 +22,8 @@ fi
 
 cargo fuzz build -s "$sanitizer"
 
-# The sink target writes files (beneath a fresh root per input). As root, a
+# The sink and sftp_server targets write files (beneath a fresh root per
+# input). As root, a
 # confinement bug -- or a mutation experiment with the checks removed --
 # could write anywhere on the machine: once, a mutated build created
 # directories in /. So, as root, the fuzzers run as nobody (setpriv), with
@@ -41,10 +42,13 @@ run_one() {
 	fi
 	# The binary cargo fuzz built, run directly (cargo fuzz run would need
 	# the toolchain, which lives in root's home). -max_len keeps the sink
-	# fast: small trees, small files.
+	# and the SFTP server fast: small trees, small files; sftp_packet gets
+	# room for a WRITE large enough to be streamed (64 KiB and more).
+	local max_len=4096
+	[ "$target" = sftp_packet ] && max_len=140000
 	"${run_as[@]}" "$binary" "fuzz/runs/$target" "fuzz/corpus/$target" \
 		-artifact_prefix="fuzz/artifacts/$target/" \
-		-max_total_time="$seconds" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+		-max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
 		-print_final_stats=1 >"fuzz/runs/$target.log" 2>&1
 }
 
@@ -60,10 +64,11 @@ else
 	for t in "${targets[@]}"; do run_one "$t" || status=1; done
 fi
 
-# The sink target works in /dev/shm/scp-server-fuzz-sink-PID (or $TMPDIR);
+# The sink and sftp_server targets work in
+# /dev/shm/scp-server-fuzz-TARGET-PID (or $TMPDIR);
 # libFuzzer exits without running destructors, so remove what is left by
 # processes that are gone.
-for dir in /dev/shm/scp-server-fuzz-sink-* "${TMPDIR:-/tmp}"/scp-server-fuzz-sink-*; do
+for dir in /dev/shm/scp-server-fuzz-* "${TMPDIR:-/tmp}"/scp-server-fuzz-*; do
 	[ -d "$dir" ] || continue
 	[ -d "/proc/${dir##*-}" ] || rm -rf "$dir"
 done
