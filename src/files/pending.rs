@@ -115,6 +115,9 @@ pub struct PendingUpload {
     requested: Requested,
     /// Bytes the client wrote (for the audit trail).
     written_bytes: u64,
+    /// The client read through the handle (READ|WRITE): an access, so the
+    /// file does not keep the old access time.
+    read_back: bool,
 }
 
 impl PendingUpload {
@@ -132,6 +135,7 @@ impl PendingUpload {
             mode,
             requested: Requested::default(),
             written_bytes: 0,
+            read_back: false,
         };
         match (&upload.dest, old_content) {
             // Written in place: the file's own content is already there.
@@ -178,6 +182,28 @@ impl PendingUpload {
 
     pub fn existing(&self) -> Option<&FileStat> {
         self.dest.existing()
+    }
+
+    /// The file as STAT shows it while pending: what it will be once
+    /// published. Its length is the client's; a replacement shows the mode
+    /// it is published with (the temporary file is 0600 until then) and,
+    /// unless the client set times or read it, the old file's access
+    /// time, which publishing keeps.
+    pub fn stat(&self) -> Result<FileStat, Errno> {
+        let mut st = fstat(self.fd())?;
+        st.st_size = self.len as i64;
+        if let Destination::Atomic {
+            existing: Some(old),
+            ..
+        } = &self.dest
+        {
+            st.st_mode = (st.st_mode & !0o7777) | (self.mode & 0o7777);
+            if self.requested.times.is_none() && !self.read_back {
+                st.st_atime = old.st_atime;
+                st.st_atime_nsec = old.st_atime_nsec;
+            }
+        }
+        Ok(st)
     }
 
     /// Writes `data` at `offset` (at the end with `append`).
@@ -230,6 +256,7 @@ impl PendingUpload {
     /// old content where it wrote nothing.
     pub fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
         let end = offset.saturating_add(buf.len() as u64);
+        self.read_back = true;
         self.fill_from_old(offset, end)?;
         let at = i64::try_from(offset).map_err(|_| Errno::EINVAL)?;
         pread(self.fd(), buf, at)
@@ -306,6 +333,7 @@ impl PendingUpload {
             no_overwrite,
             fsync,
             owner: self.requested.owner,
+            keep_atime: !self.read_back,
         };
         self.dest.finish(&finish, path)?;
         Ok(())

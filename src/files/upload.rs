@@ -236,6 +236,10 @@ pub struct Finish {
     /// The owner the client asked for (SFTP); otherwise a replacement
     /// keeps the old file's where the process may set it.
     pub owner: Option<(u32, u32)>,
+    /// A replacement takes the old file's access time when no times are
+    /// set (see keep_access_time); false when the new content was read
+    /// back, which is an access.
+    pub keep_atime: bool,
 }
 
 impl Destination<'_> {
@@ -290,6 +294,9 @@ impl Destination<'_> {
                     (None, None) => {}
                 }
                 apply_mode_and_times(&file, finish, true, path, &mut first_error);
+                if let (None, true, Some(old)) = (finish.times, finish.keep_atime, &existing) {
+                    keep_access_time(&file, old);
+                }
                 if finish.fsync
                     && let Err(errno) = nix::unistd::fsync(&file)
                 {
@@ -441,6 +448,16 @@ fn keep_owner(file: &OwnedFd, old: &FileStat) {
         Some(Uid::from_raw(old.st_uid)),
         Some(Gid::from_raw(old.st_gid)),
     );
+}
+
+/// The replacement keeps the old file's access time when the client sets
+/// no times: OpenSSH writes over a file in place, which leaves its atime,
+/// and a reader of atimes (a mail spool, tmpwatch) should see the same.
+/// The mtime stays the new file's own (its last write). Best effort: the
+/// content is published either way.
+fn keep_access_time(file: &OwnedFd, old: &FileStat) {
+    let atime = TimeSpec::new(old.st_atime, old.st_atime_nsec);
+    let _ = futimens(file, &atime, &TimeSpec::UTIME_OMIT);
 }
 
 /// A new temporary file for an entry that does not exist yet (or is a

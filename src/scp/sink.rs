@@ -389,6 +389,8 @@ impl<R: Read + SessionStream, W: Write + SessionStream> Sink<R, W> {
             no_overwrite: self.opts.no_overwrite,
             fsync: self.opts.fsync,
             owner: None,
+            // OpenSSH's sink writes over the old file in place.
+            keep_atime: true,
         };
         match dest.finish(&finish, &entry.path) {
             Ok(()) => {

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat};
-use nix::sys::stat::{FileStat, Mode, fchmod, fstat, fstatat, mkdirat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
 use nix::unistd::{UnlinkatFlags, ftruncate, unlinkat};
 
 use super::exit;
@@ -296,6 +296,16 @@ impl<W: Write + SessionStream> Server<W> {
                 let sentence = self.opts.refuse_all.clone().unwrap_or_default();
                 self.replies
                     .status(id, StatusCode::PermissionDenied, &sentence);
+                return Ok(());
+            }
+            // A read-only account says why, for every request that would
+            // change something (OPEN for writing says it from open()).
+            ref request
+                if self.opts.read_only && WRITING_REQUESTS.contains(&request.list_name()) =>
+            {
+                if let Err(fail) = self.refuse_writes() {
+                    self.fail(id, fail);
+                }
                 return Ok(());
             }
             ref request if !self.request_permitted(request) => {
@@ -1428,7 +1438,15 @@ impl<W: Write + SessionStream> Server<W> {
 
     fn readlink(&mut self, id: u32, path: &[u8]) -> Reply {
         let fd = self.resolve(path, OFlag::O_PATH, false)?;
-        let target = nix::fcntl::readlinkat(&fd, "")?;
+        let target = nix::fcntl::readlinkat(&fd, "").map_err(|errno| {
+            // readlinkat(fd, "") on anything but a symlink says ENOENT;
+            // readlink(2) of a path says EINVAL, which OpenSSH answers
+            // with BAD_MESSAGE.
+            match fstat(&fd) {
+                Ok(st) if !upload::is_type(&st, SFlag::S_IFLNK) => Errno::EINVAL,
+                _ => errno,
+            }
+        })?;
         self.one_name(id, target.as_bytes());
         Ok(())
     }
@@ -1827,14 +1845,11 @@ fn clone_data(data: &FileData) -> Result<FileData, Errno> {
     })
 }
 
-/// The pending upload as STAT shows it: its file's status, with the length
-/// the client sees.
+/// The pending upload as STAT shows it (PendingUpload::stat).
 fn pending_stat(slot: &Rc<RefCell<UploadSlot>>) -> Result<FileStat, Fail> {
     let slot = slot.borrow();
     let upload = slot.upload.as_ref().ok_or(Errno::ENOENT)?;
-    let mut st = fstat(upload.fd())?;
-    st.st_size = upload.len() as i64;
-    Ok(st)
+    Ok(upload.stat()?)
 }
 
 /// What an upload over an existing file needs besides its destination:
