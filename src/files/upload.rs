@@ -452,9 +452,9 @@ fn keep_owner(file: &OwnedFd, old: &FileStat) {
 
 /// The replacement keeps the old file's access time when the client sets
 /// no times: OpenSSH writes over a file in place, which leaves its atime,
-/// and a reader of atimes (a mail spool, tmpwatch) should see the same.
-/// The mtime stays the new file's own (its last write). Best effort: the
-/// content is published either way.
+/// and the replacement should look the same afterwards. The mtime stays
+/// the new file's own (its last write). Best effort: the content is
+/// published either way.
 fn keep_access_time(file: &OwnedFd, old: &FileStat) {
     let atime = TimeSpec::new(old.st_atime, old.st_atime_nsec);
     let _ = futimens(file, &atime, &TimeSpec::UTIME_OMIT);
