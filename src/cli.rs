@@ -271,6 +271,17 @@ pub fn parse_sftp_server_flags(
                 crate::protocol::escape_bytes(word)
             ));
         }
+        // A long option (`--root`) is no sftp-server option; named whole,
+        // not as its letter '-'.
+        if word[1] == b'-' {
+            let word = crate::protocol::escape_bytes(word);
+            return Err(match from {
+                SftpWordsFrom::Client => format!(
+                    "refusing sftp-server option '{word}': a client may only add -R, -e, -l and -f"
+                ),
+                SftpWordsFrom::Admin => format!("unknown sftp-server option '{word}'"),
+            });
+        }
         let mut j = 1;
         while j < word.len() {
             let letter = word[j];
@@ -390,6 +401,28 @@ mod tests {
         assert_eq!(f.limit_kbits, Some(1000));
         assert!(f.sink);
         assert_eq!(f.letters, vec!['l', 'o', 'S', 'P', 't']);
+    }
+
+    #[test]
+    fn sftp_server_words_of_a_client_only_narrow_or_log() {
+        let sftp = |words: &[&str], from| {
+            let args: Vec<OsString> = words.iter().map(OsString::from).collect();
+            parse_sftp_server_flags(&args, from)
+        };
+        assert!(sftp(&["-R", "-l", "INFO", "-e"], SftpWordsFrom::Client).is_ok());
+        assert_eq!(
+            sftp(&["-d", "/etc"], SftpWordsFrom::Client).unwrap_err(),
+            "refusing sftp-server option -d: a client may only add -R, -e, -l and -f"
+        );
+        // A long option of ours is named whole, never taken.
+        assert_eq!(
+            sftp(&["--root", "/"], SftpWordsFrom::Client).unwrap_err(),
+            "refusing sftp-server option '--root': a client may only add -R, -e, -l and -f"
+        );
+        assert_eq!(
+            sftp(&["--read-write"], SftpWordsFrom::Admin).unwrap_err(),
+            "unknown sftp-server option '--read-write'"
+        );
     }
 
     #[test]

@@ -111,6 +111,14 @@ pub fn parse_request(command: &[u8]) -> Result<Request, CommandError> {
         // sshd's own subsystem names: `internal-sftp`, or a path whose last
         // component is `sftp-server` (DESIGN.md, "SFTP").
         b"sftp-server" | b"internal-sftp" if !program.tilde => Request::Sftp(args.to_vec()),
+        // This binary as the global subsystem (`Subsystem sftp
+        // /usr/bin/scp-server --sftp`): sshd hands that line to a jailed
+        // account's login shell, us. Only `--sftp` itself is taken as the
+        // program's; what follows is judged as client words, like the
+        // words after `sftp-server` (the policy stays the account's).
+        b"scp-server" if !program.tilde && args.first().is_some_and(is_sftp_flag) => {
+            Request::Sftp(args[1..].to_vec())
+        }
         _ => Request::Other(program.text.clone()),
     })
 }
@@ -124,6 +132,10 @@ pub fn looks_like_scp(command: &[u8]) -> bool {
         .find(|w| !w.is_empty())
         .unwrap_or_default();
     program_name(first) == b"scp"
+}
+
+fn is_sftp_flag(word: &Word) -> bool {
+    word.text == b"--sftp" && !word.tilde
 }
 
 fn program_name(word: &[u8]) -> &[u8] {
@@ -548,6 +560,19 @@ mod tests {
         assert_eq!(request("internal-sftp"), Request::Sftp(vec![]));
         assert!(
             matches!(request("sftp-server -R -l INFO"), Request::Sftp(words) if words.len() == 3)
+        );
+        assert_eq!(request("/usr/bin/scp-server --sftp"), Request::Sftp(vec![]));
+        assert!(
+            matches!(request("scp-server --sftp -R"), Request::Sftp(words) if words.len() == 1)
+        );
+        // Our own name without --sftp first is not a transfer.
+        assert_eq!(
+            request("/usr/bin/scp-server --root / --sftp"),
+            Request::Other(b"/usr/bin/scp-server".to_vec())
+        );
+        assert_eq!(
+            request("scp-server -t x"),
+            Request::Other(b"scp-server".to_vec())
         );
         // Only sshd's own names: a program called sftp is something else.
         assert_eq!(request("sftp"), Request::Other(b"sftp".to_vec()));
