@@ -8,6 +8,7 @@ use clap::Parser;
 
 use super::accounts::{Account, is_scp_server, usable_shell};
 use super::output::Finding;
+use super::sftp::{INTERNAL_SFTP, forced_internal_sftp};
 use super::sshd::{SshdSettings, expand_tokens, split_args};
 use super::{JAIL_SHELL, on_host};
 use crate::cli::{self, AdminArgs};
@@ -22,6 +23,12 @@ pub(super) enum Kind {
         words: Vec<String>,
         jail: Option<PathBuf>,
     },
+    /// The login shell is scp-server, but a `ForceCommand internal-sftp`
+    /// applies: sshd serves every session itself and never runs the shell.
+    /// Kept apart from `Other` because the account is meant to be a drop
+    /// account and is wide open; the other checks still run, as they will
+    /// matter once the ForceCommand is gone.
+    InternalSftp { jail: Option<PathBuf> },
     /// Neither: not a drop account.
     Other,
 }
@@ -29,7 +36,9 @@ pub(super) enum Kind {
 impl Kind {
     pub(super) fn jail(&self) -> Option<&Path> {
         match self {
-            Kind::LoginShell { jail } | Kind::ForceCommand { jail, .. } => jail.as_deref(),
+            Kind::LoginShell { jail }
+            | Kind::InternalSftp { jail }
+            | Kind::ForceCommand { jail, .. } => jail.as_deref(),
             Kind::Other => None,
         }
     }
@@ -37,7 +46,7 @@ impl Kind {
     /// The program sshd runs, as a path inside the jail if there is one.
     pub(super) fn program(&self, account: &Account) -> Option<PathBuf> {
         match self {
-            Kind::LoginShell { .. } => Some(account.shell.clone()),
+            Kind::LoginShell { .. } | Kind::InternalSftp { .. } => Some(account.shell.clone()),
             Kind::ForceCommand { words, .. } => words.first().map(PathBuf::from),
             Kind::Other => None,
         }
@@ -59,6 +68,11 @@ pub(super) fn classify(
         return match words.first() {
             Some(program) if is_scp_server(Path::new(program), this_binary) => {
                 Kind::ForceCommand { words, jail }
+            }
+            Some(program)
+                if program == INTERNAL_SFTP && is_scp_server(&account.shell, this_binary) =>
+            {
+                Kind::InternalSftp { jail }
             }
             _ => Kind::Other,
         };
@@ -101,6 +115,7 @@ pub(super) fn check_login(account: &Account, kind: &Kind) -> Vec<Finding> {
             ),
         )],
         Kind::ForceCommand { words, jail } => check_force_command(account, words, jail.as_deref()),
+        Kind::InternalSftp { .. } => vec![forced_internal_sftp(account)],
         Kind::Other => {
             vec![Finding::problem(
                 format!(
@@ -219,8 +234,11 @@ mod tests {
         assert!(findings[0].what.contains("does not parse"), "{findings:?}");
         assert!(findings[0].what.contains("--write-olny"), "{findings:?}");
 
-        // A ForceCommand running something else decides, whatever the shell.
-        let kind = classify(&account, &forced("internal-sftp"), None);
+        // A ForceCommand running something else decides, whatever the shell
+        // (internal-sftp over an scp-server shell is its own case: sftp.rs).
+        let kind = classify(&account, &forced("/usr/bin/rsync --server"), None);
         assert_eq!(kind, Kind::Other);
+        let kind = classify(&account, &forced("internal-sftp"), None);
+        assert_eq!(kind, Kind::InternalSftp { jail: None });
     }
 }

@@ -240,6 +240,13 @@ fn describe(account: &Account, kind: &Kind) -> String {
                 .map(|j| format!(" in the jail {}", j.display()))
                 .unwrap_or_default()
         ),
+        Kind::InternalSftp { jail } => format!(
+            "{who}: ForceCommand internal-sftp (login shell {}){}",
+            account.shell.display(),
+            jail.as_ref()
+                .map(|j| format!(" in the jail {}", j.display()))
+                .unwrap_or_default()
+        ),
         Kind::Other => format!("{who}: login shell {}", account.shell.display()),
     }
 }
@@ -258,7 +265,10 @@ fn check_account(
     let Some(program) = kind.program(account) else {
         return checks;
     };
-    if matches!(kind, Kind::LoginShell { jail: None }) {
+    if matches!(
+        kind,
+        Kind::LoginShell { jail: None } | Kind::InternalSftp { jail: None }
+    ) {
         return checks;
     }
     let subject = Subject {
@@ -284,7 +294,13 @@ fn check_account(
     checks.push(subject.journal_check());
     checks.push(Check::new(
         "SFTP subsystem",
-        check_sftp(settings, kind, &policy, &account.name),
+        check_sftp(
+            settings,
+            kind,
+            &policy,
+            &account.name,
+            host.this_binary.as_deref(),
+        ),
     ));
     checks
 }
@@ -430,6 +446,50 @@ mod tests {
     }
 
     #[test]
+    fn sftp_that_bypasses_the_binary_fails_the_run() {
+        if !root_or_skip() {
+            return;
+        }
+        let setup = good_setup();
+        let host = host_for(&setup);
+        let config = setup.dir.path("etc/ssh/sshd_config");
+        let good = fs::read_to_string(&config).unwrap();
+
+        // The jail's Match block serves the account with internal-sftp.
+        fs::write(&config, format!("{good}    ForceCommand internal-sftp\n")).unwrap();
+        let (status, out) = run_doctor(&host, None);
+        assert_eq!(status, 1, "{out}");
+        assert!(
+            out.starts_with("alice (uid 4242): ForceCommand internal-sftp (login shell "),
+            "{out}"
+        );
+        assert!(
+            out.contains("PROBLEM  login: `ForceCommand internal-sftp` applies to alice"),
+            "{out}"
+        );
+        // The rest is still checked, for when the ForceCommand is gone.
+        assert!(out.contains("ok       upload directory"), "{out}");
+        assert!(out.contains("1 problem, 0 warnings"), "{out}");
+
+        // The global subsystem is sshd's own.
+        let internal = good.replace(
+            &format!(
+                "Subsystem sftp {}",
+                setup.dir.path("usr/lib/openssh/sftp-server").display()
+            ),
+            "Subsystem sftp internal-sftp",
+        );
+        assert_ne!(internal, good);
+        fs::write(&config, internal).unwrap();
+        let (status, out) = run_doctor(&host, Some("alice"));
+        assert_eq!(status, 1, "{out}");
+        assert!(
+            out.contains("PROBLEM  SFTP subsystem: the global `Subsystem sftp internal-sftp`"),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn force_command_accounts_are_found_and_checked() {
         if !root_or_skip() {
             return;
@@ -496,9 +556,10 @@ mod tests {
             ..host_for(&setup)
         };
         let (status, out) = run_doctor(&host, Some("alice"));
-        // The internal-sftp warning shows sshd's own answer was used.
-        assert_eq!(status, 0, "{out}");
-        assert!(out.contains("warning  SFTP subsystem"), "{out}");
+        // The internal-sftp finding shows sshd's own answer was used.
+        assert_eq!(status, 1, "{out}");
+        assert!(out.contains("PROBLEM  SFTP subsystem"), "{out}");
+        assert!(out.contains("1 problem, 0 warnings"), "{out}");
 
         fs::write(setup.dir.path("etc/ssh/sshd_config"), "NoSuchKeyword yes\n").unwrap();
         let (status, out) = run_doctor(&host, Some("alice"));

@@ -111,6 +111,12 @@ pub(super) fn good_setup() -> Setup {
     let jail_socket = UnixDatagram::bind(jail.join("run/systemd/journal/socket")).unwrap();
     let host_socket = UnixDatagram::bind(dir.path("host-journal")).unwrap();
     mkdirs(&dir.path("etc/ssh"));
+    // The host's external SFTP server, in the tree so that the tests do not
+    // depend on the machine's openssh-sftp-server.
+    let sftp_server = dir.path("usr/lib/openssh/sftp-server");
+    mkdirs(sftp_server.parent().unwrap());
+    fs::write(&sftp_server, b"#!/bin/sh\n").unwrap();
+    set_mode(&sftp_server, 0o755);
     fs::write(
         dir.path("etc/passwd"),
         format!("alice:x:{ALICE_UID}:{ALICE_GID}::/:{JAIL_SHELL}\n"),
@@ -124,7 +130,8 @@ pub(super) fn good_setup() -> Setup {
     fs::write(
         dir.path("etc/ssh/sshd_config"),
         format!(
-            "Subsystem sftp /usr/lib/openssh/sftp-server\nMatch Group scp-drop\n    ChrootDirectory {}/srv/scp-drop/%u\n",
+            "Subsystem sftp {}\nMatch Group scp-drop\n    ChrootDirectory {}/srv/scp-drop/%u\n",
+            sftp_server.display(),
             dir.0.display()
         ),
     )
