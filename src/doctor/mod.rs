@@ -8,7 +8,8 @@
 //! the binary will demand at login: the jail's ownership rule, a static
 //! binary at the shell's path, a configuration file that parses, an upload
 //! directory the account can write, journald's socket inside the jail, and
-//! no global internal-sftp that would bypass the binary.
+//! that SFTP reaches the binary: no internal-sftp that bypasses it, and a
+//! Subsystem line whose command works for the account and for everyone else.
 //!
 //! Every check is a function of paths and parsed inputs, so the tests
 //! run each one against a deliberately broken set-up in a temporary
