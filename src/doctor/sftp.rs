@@ -113,7 +113,7 @@ pub(super) fn forced_internal_sftp(account: &Account) -> Finding {
     let name = &account.name;
     Finding::problem(
         format!(
-            "`ForceCommand internal-sftp` applies to {name}: sshd serves every session of the account itself and never runs its login shell {} (scp-server), so none of scp-server's policy holds (a write-only account can download and list files)",
+            "`ForceCommand internal-sftp` applies to {name}: sshd serves every session of the account itself and never runs its login shell {}, so none of scp-server's policy holds (a write-only account can download and list files)",
             account.shell.display()
         ),
         format!(
@@ -205,7 +205,7 @@ fn own_subsystem_flags(command: &str, words: &[String]) -> Vec<Finding> {
                 "the Subsystem line `{command}` lacks --sftp: scp-server does not speak SFTP without it, so every SFTP session fails"
             ),
             format!(
-                "`Subsystem sftp {} --sftp{}`",
+                "set `Subsystem sftp {} --sftp{}`",
                 words[0],
                 words[1..]
                     .iter()
