@@ -273,7 +273,7 @@ fn drop_account_refusal(command: &str, kind: &Kind, user: &str) -> Option<Findin
             "sshd hands {user}'s SFTP sessions to {how}, and scp-server refuses `{command}`: {why}; every SFTP session of {user} fails"
         ),
         format!(
-            "set `Subsystem sftp {EXTERNAL_SFTP}` (scp-server accepts a program named sftp-server followed by no option but -R, -e, -l and -f){}",
+            "set `Subsystem sftp {EXTERNAL_SFTP}` (scp-server accepts a program named sftp-server, or `scp-server --sftp`, followed by no option but -R, -e, -l and -f){}",
             own_sftp_alternative()
         ),
     ))
@@ -577,12 +577,22 @@ mod tests {
                 .starts_with("set `Subsystem sftp /usr/lib/openssh/sftp-server`"),
             "{findings:?}"
         );
-        // This binary as the subsystem: scp-server, as the shell, takes
-        // only sftp-server or internal-sftp for SFTP (what it does today).
-        let findings = check(&programs.command("scp-server", "--sftp"), &jailed());
+        // This binary as the subsystem: the login shell serves it under
+        // the account's policy, but policy words in the line would be a
+        // client's widening words there, and are refused.
+        assert_eq!(
+            check(&programs.command("scp-server", "--sftp"), &jailed()),
+            vec![]
+        );
+        let findings = check(
+            &programs.command("scp-server", "--sftp --write-only"),
+            &jailed(),
+        );
         assert_eq!(findings.len(), 1, "{findings:?}");
         assert!(
-            findings[0].what.contains("refuses to run '"),
+            findings[0]
+                .what
+                .contains("refusing sftp-server option '--write-only'"),
             "{findings:?}"
         );
         // The same through a ForceCommand.
